@@ -1,0 +1,40 @@
+"""The ``mashvlm`` command line: each component registers its own sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Modules that expose ``register(subparsers)``; each adds its own sub-commands.
+_COMMAND_MODULES = (
+    "mashvlm.commands.model",
+    "mashvlm.unscene.cli",
+    "mashvlm.synth.cli",
+    "mashvlm.training.cli",
+    "mashvlm.study.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mashvlm", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name == name:  # component not present in this build
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""MASH-VLM model: configuration, modeling, processing and LLaVA conversion."""
+
+from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText
+
+from .configuration_mash_vlm import MashVlmConfig
+from .modeling_mash_vlm import (
+    MashVlmForConditionalGeneration,
+    MashVlmModel,
+    MashVlmPreTrainedModel,
+)
+
+AutoConfig.register("mash_vlm", MashVlmConfig, exist_ok=True)
+AutoModel.register(MashVlmConfig, MashVlmModel, exist_ok=True)
+AutoModelForImageTextToText.register(MashVlmConfig, MashVlmForConditionalGeneration, exist_ok=True)
+
+__all__ = ["MashVlmConfig", "MashVlmModel", "MashVlmPreTrainedModel", "MashVlmForConditionalGeneration"]
