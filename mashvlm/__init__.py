@@ -26,7 +26,21 @@ _LAZY = {
     "VideoDecodeError": "mashvlm.video",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "MashVlmConfig",
+    "MashVlmForConditionalGeneration",
+    "MashVlmModel",
+    "MashVlmProcessor",
+    "TokenType",
+    "VideoDecodeError",
+    "build_video_tokens",
+    "dst_attention_mask",
+    "dst_block_mask",
+    "harmonic_position_ids",
+    "harmonic_rotary_angles",
+    "read_video_frames",
+    "video_block_index",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .modeling import MashVlmConfig, MashVlmForConditionalGeneration, MashVlmModel

@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as err:
-            if err.name == name:  # component not present in this build
+            if err.name and (name == err.name or name.startswith(err.name + ".")):  # component absent
                 continue
             raise
         module.register(subparsers)

@@ -597,6 +597,19 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
     def language_model(self) -> LlamaModel:
         return self.model.language_model
 
+    @classmethod
+    def from_llava(cls, path, *, dtype="auto", return_processor: bool = False, **config_overrides):
+        """Initialise from a local LLaVA-1.5 checkpoint in transformers' llava-hf layout.
+
+        Copies vision tower, projector and LLM weights, adds the two placeholder tokens to the
+        tokenizer and resizes the embeddings. ``config_overrides`` set MASH-VLM options.
+        Returns the model, or ``(model, processor)`` with ``return_processor=True``.
+        """
+        from .conversion import load_llava_as_mashvlm
+
+        model, processor = load_llava_as_mashvlm(path, dtype=dtype, **config_overrides)
+        return (model, processor) if return_processor else model
+
     def freeze_vision_tower(self) -> None:
         """Freeze the CLIP tower, as in the paper's instruction tuning (its forward then runs without grad)."""
         self.model.vision_tower.requires_grad_(False)

@@ -1,0 +1,67 @@
+"""Model commands: ``describe`` (ask about a video), ``convert llava`` (initialise from LLaVA-1.5)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _describe(args: argparse.Namespace) -> int:
+    from ..inference import VideoChat
+    from ..modeling.conversion import CheckpointError
+    from ..video import VideoDecodeError
+
+    try:
+        chat = VideoChat.from_pretrained(args.model, device=args.device)
+        answer = chat.answer(
+            args.video, args.question, max_new_tokens=args.max_new_tokens, start=args.start, end=args.end
+        )
+    except (CheckpointError, VideoDecodeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(answer)
+    return 0
+
+
+def _convert_llava(args: argparse.Namespace) -> int:
+    from ..modeling.conversion import CheckpointError, convert_llava
+
+    overrides = {"num_frames": args.num_frames, "rope_variant": args.rope_variant}
+    try:
+        dst = convert_llava(args.src, args.dst, **overrides)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote MASH-VLM checkpoint to {dst}")
+    return 0
+
+
+def register(subparsers) -> None:
+    describe = subparsers.add_parser("describe", help="answer a question about a video with a MASH-VLM checkpoint")
+    describe.add_argument("video", help="video file (anything PyAV/FFmpeg decodes)")
+    describe.add_argument("--model", required=True, help="MASH-VLM checkpoint directory")
+    describe.add_argument("--question", default="Describe the video in detail.")
+    describe.add_argument("--max-new-tokens", type=int, default=128)
+    describe.add_argument("--start", type=float, default=None, help="clip start (seconds)")
+    describe.add_argument("--end", type=float, default=None, help="clip end (seconds)")
+    describe.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    describe.set_defaults(func=_describe)
+
+    convert = subparsers.add_parser("convert", help="create a MASH-VLM checkpoint from another model")
+    convert_sub = convert.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    llava = convert_sub.add_parser("llava", help="from a local LLaVA-1.5 checkpoint (llava-hf layout, safetensors)")
+    llava.add_argument("src", help="LLaVA checkpoint directory (config.json, model.safetensors, tokenizer)")
+    llava.add_argument("dst", help="output directory")
+    llava.add_argument("--num-frames", type=int, default=16)
+    llava.add_argument("--rope-variant", choices=["harmonic", "balanced", "distinct"], default="harmonic")
+    llava.set_defaults(func=_convert_llava)
+
+    demo = subparsers.add_parser("demo", help="the main job (see README)")
+    demo.add_argument("--out", default="runs/demo")
+    demo.set_defaults(func=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .random_demo import run
+
+    return run(args)
