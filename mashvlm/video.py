@@ -161,10 +161,12 @@ def write_video(
     *,
     codec: str = "libx264",
     crf: int = 18,
+    threads: int = 0,
 ) -> Path:
     """Encode ``uint8 [T, H, W, 3]`` RGB frames to ``path`` (mp4/H.264 by default, yuv420p).
 
-    Height and width must be even (yuv420p). Returns the path.
+    Height and width must be even (yuv420p). ``threads=1`` makes the file bit-reproducible (x264's frame
+    and lookahead threads depend on timing); 0 lets the encoder choose. Returns the path.
     """
     import av
 
@@ -182,6 +184,10 @@ def write_video(
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if codec == "libx264":
             stream.options = {"crf": str(crf), "preset": "veryfast", "bf": "0"}
+            if threads == 1:
+                stream.options |= {"threads": "1", "x264-params": "threads=1:lookahead-threads=1:sliced-threads=0"}
+        if threads:
+            stream.codec_context.thread_count = threads
         for rgb in frames:
             if rgb.shape[:2] != (height, width) or rgb.dtype != np.uint8:
                 raise ValueError(f"{path}: every frame must be uint8 {height}x{width}x3")

@@ -1,0 +1,299 @@
+"""The world on disk: determinism, labels, UNSCENE annotations, instruction data, resuming."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from mashvlm.synth import (
+    ACTIONS,
+    NEUTRAL_SCENES,
+    SCENES,
+    TYPICAL_SCENE,
+    WorldConfig,
+    WorldMismatchError,
+    build_world,
+    hallucination_candidates,
+    load_world,
+    plan_split,
+    plan_world,
+    render_spec,
+)
+from mashvlm.synth import templates as T
+from mashvlm.synth import world as world_mod
+from mashvlm.video import read_video_frames
+
+
+def _jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# --------------------------------------------------------------------------------------- determinism
+
+
+def _same_world(a, b, world_files):
+    """Annotation files byte-identical; videos equal as decoded pixels up to rare encoder jitter.
+
+    x264 single-threaded is deterministic here almost always, but under CPU contention an occasional
+    file encodes differently (pixels within a few levels); the labels and rendered frames never differ.
+    """
+    first, second = world_files(a.root), world_files(b.root)
+    assert sorted(first) == sorted(second)
+    text = [k for k in first if not k.endswith((".mp4", ".png")) and k != "world.json"]
+    assert text and [k for k in text if first[k] != second[k]] == []
+    for k in (k for k in first if k.endswith(".mp4") and first[k] != second[k]):
+        x, y = (read_video_frames(root / k, a.config.frames).astype(int) for root in (a.root, b.root))
+        assert np.abs(x - y).mean() < 4.0, k
+
+
+def test_same_config_and_seed_give_the_same_world(tmp_path, tiny_world, world_files):
+    again = build_world(tmp_path / "again", tiny_world.config, tiny_world.seed, workers=2, progress=False)
+    _same_world(tiny_world, again, world_files)
+    assert again.videos == tiny_world.videos
+
+
+def test_another_seed_gives_another_world(tmp_path, tiny_world, world_files):
+    other = build_world(tmp_path / "other", tiny_world.config, tiny_world.seed + 1, workers=1, progress=False)
+    assert other.content_hash != tiny_world.content_hash
+    a, b = world_files(tiny_world.root), world_files(other.root)
+    videos = [k for k in a if k.endswith(".mp4")]
+    assert sum(a[k] != b[k] for k in videos) == len(videos)
+
+
+def test_render_spec_reproduces_the_written_video(tiny_world):
+    spec = tiny_world.split("test_unusual")[0]
+    clip = render_spec(tiny_world.config, tiny_world.seed, spec)
+    decoded = read_video_frames(tiny_world.path(spec), tiny_world.config.frames)
+    assert decoded.shape == clip.frames.shape == (16, 32, 32, 3)
+    # Lossy H.264 with 4:2:0 chroma at 32x32 blurs thin coloured lines: close, not equal. Any other
+    # video of the world is much further off.
+    err = np.abs(decoded.astype(int) - clip.frames.astype(int)).mean()
+    assert err < 25
+    for other_spec in tiny_world.videos[:20]:
+        if other_spec != spec:
+            other = render_spec(tiny_world.config, tiny_world.seed, other_spec)
+            assert np.abs(decoded.astype(int) - other.frames.astype(int)).mean() > err + 10
+
+
+# ---------------------------------------------------------------------------------------------- labels
+
+
+def test_every_label_is_present_where_expected(tiny_world):
+    train, usual = tiny_world.split("train"), tiny_world.split("test_usual")
+    unusual, scene_only = tiny_world.split("test_unusual"), tiny_world.split("test_scene_only")
+    assert {v.action for v in train} == set(ACTIONS) | {None}
+    assert {v.scene for v in train} == set(SCENES)
+    assert Counter(v.action for v in usual) == {a: 2 for a in ACTIONS}
+    assert all(v.scene == TYPICAL_SCENE[v.action] and v.typical for v in usual)
+    assert Counter(v.action for v in unusual) == {a: 2 for a in ACTIONS}
+    assert {v.scene for v in unusual} == set(SCENES)
+    assert all(v.scene != TYPICAL_SCENE[v.action] and v.typical is False for v in unusual)
+    assert Counter(v.scene for v in scene_only) == {s: 1 for s in SCENES}
+    assert all(v.action is None and v.typical is None for v in scene_only)
+
+
+@pytest.mark.parametrize("rho", [0.9, 0.6])
+def test_train_typical_rate_and_empty_share(rho):
+    config = WorldConfig(rho=rho)  # planning only, nothing rendered
+    train = plan_split(config, 0, "train")
+    acted = [v for v in train if v.action is not None]
+    assert len(train) == 1200 and len(train) - len(acted) == 120
+    assert abs(np.mean([v.typical for v in acted]) - rho) < 0.01
+    for action in ACTIONS:  # the bias holds per action, not only on average
+        mine = [v.typical for v in acted if v.action == action]
+        assert abs(np.mean(mine) - rho) < 0.02
+    atypical_scenes = Counter(v.scene for v in acted if not v.typical)
+    assert set(atypical_scenes) == set(SCENES)  # the "elsewhere" cases reach every scene
+
+
+def test_unusual_pairs_are_spread_over_non_typical_scenes():
+    unusual = plan_split(WorldConfig(), 0, "test_unusual")
+    for action in ACTIONS:
+        counts = Counter(v.scene for v in unusual if v.action == action)
+        assert len(counts) == len(SCENES) - 1 and max(counts.values()) - min(counts.values()) <= 1
+
+
+def test_plans_depend_on_the_seed_only_through_the_order_and_draws():
+    a, b = plan_world(WorldConfig(), 0), plan_world(WorldConfig(), 1)
+    assert [v.scene for v in a["train"]] != [v.scene for v in b["train"]]
+    assert Counter(v.action for v in a["test_unusual"]) == Counter(v.action for v in b["test_unusual"])
+    assert plan_world(WorldConfig(), 0) == a
+
+
+# ---------------------------------------------------------------------------------------------- UNSCENE
+
+
+def test_unscene_annotations_hold_the_bias_and_never_the_ground_truth(tiny_world):
+    root = tiny_world.root
+    unusual = _jsonl(root / "unscene/unusual_context.jsonl")
+    scene_only = _jsonl(root / "unscene/scene_only.jsonl")
+    usual = _jsonl(root / "unscene/usual_context.jsonl")
+    assert len(unusual) == 16 and len(scene_only) == 8 and len(usual) == 16
+    for r in unusual:
+        assert r["set"] == "unusual_context" and (root / r["video"]).is_file()
+        assert r["hallucinated_actions"] == [a for a in ACTIONS if TYPICAL_SCENE[a] == r["scene"]]
+        assert r["hallucinated_scenes"] == [TYPICAL_SCENE[r["action"]]]
+        assert r["action"] not in r["hallucinated_actions"] and r["scene"] not in r["hallucinated_scenes"]
+    for r in scene_only:
+        assert r["set"] == "scene_only" and r["action"] is None and r["hallucinated_scenes"] == []
+        assert r["hallucinated_actions"] == [a for a in ACTIONS if TYPICAL_SCENE[a] == r["scene"]]
+    for r in usual:
+        assert r["set"] == "usual_context"
+        assert r["hallucinated_actions"] and r["action"] not in r["hallucinated_actions"]
+        assert r["hallucinated_scenes"] and r["scene"] not in r["hallucinated_scenes"]
+    keys = {"video_id", "video", "set", "action", "scene", "hallucinated_actions", "hallucinated_scenes"}
+    assert all(set(r) == keys for r in unusual + scene_only + usual)
+
+
+def test_neutral_scenes_fall_back_to_other_actions():
+    config = WorldConfig(scenes=SCENES + NEUTRAL_SCENES)
+    for scene in NEUTRAL_SCENES:
+        acts, scenes = hallucination_candidates(config, None, scene, "scene_only")
+        assert acts == list(ACTIONS) and scenes == []
+        acts, scenes = hallucination_candidates(config, "boxing", scene, "unusual_context")
+        assert acts == [a for a in ACTIONS if a != "boxing"] and scenes == ["boxing ring"]
+    unusual = plan_split(config, 0, "test_unusual")
+    assert {v.scene for v in unusual} == set(SCENES + NEUTRAL_SCENES)
+
+
+def test_config_rejects_an_action_without_typical_scene():
+    with pytest.raises(ValueError, match="typical scene"):
+        WorldConfig(scenes=("beach", "library"))
+    with pytest.raises(ValueError, match="even"):
+        WorldConfig(height=33)
+
+
+# ------------------------------------------------------------------------------------------ instructions
+
+
+def _check_answer(qa, action, scene):
+    """Return the yes/no truth the question asks about, checked against the labels."""
+    q, a = qa["q"], qa["a"]
+    if q == T.Q_ACTION:
+        assert a == (T.A_NO_PERSON if action is None else T.fill(T.A_ACTION, action=action))
+    elif q == T.Q_SCENE:
+        assert a == T.fill(T.A_SCENE, scene=scene)
+    elif q == T.Q_DESCRIBE:
+        want = T.fill(T.A_DESCRIBE_EMPTY, scene=scene) if action is None else T.fill(
+            T.A_DESCRIBE_ACTION, action=action, scene=scene
+        )
+        assert a == want
+    else:
+        assert qa["i"] == T.YES_NO_INSTRUCTION and a in (T.YES, T.NO)
+        truth = None
+        for act in ACTIONS:
+            if q == T.fill(T.Q_ACTION_YN, action=act):
+                truth = act == action
+        for s in SCENES:
+            if q == T.fill(T.Q_SCENE_YN, scene=s):
+                truth = s == scene
+            if q == T.fill(T.Q_EMPTY_YN, scene=s):
+                truth = action is None and s == scene
+        assert truth is not None, q
+        assert a == (T.YES if truth else T.NO), (q, a, action, scene)
+        return truth
+    return None
+
+
+def test_instruction_data_is_videochat2_and_true_to_the_labels(tiny_world):
+    root = tiny_world.root
+    labels = {v.video: (v.action, v.scene) for v in tiny_world.videos}
+    answers = []
+    for split in ("train", "test_usual", "test_unusual", "test_scene_only"):
+        entries = json.loads((root / f"instruct/{split}.json").read_text())
+        assert len(entries) == len(tiny_world.split(split))
+        for e in entries:
+            assert set(e) == {"video", "QA"} and (root / e["video"]).is_file()
+            assert all(set(qa) == {"i", "q", "a"} for qa in e["QA"])
+            if split == "train":
+                assert len(e["QA"]) == tiny_world.config.qa_per_video
+            answers += [_check_answer(qa, *labels[e["video"]]) for qa in e["QA"]]
+    yes_no = [x for x in answers if x is not None]
+    assert 0.35 < np.mean(yes_no) < 0.65  # teaches both answers
+
+
+def test_test_split_questions_use_the_hallucination_candidates(tiny_world):
+    entries = json.loads((tiny_world.root / "instruct/test_unusual.json").read_text())
+    records = {r["video"]: r for r in _jsonl(tiny_world.root / "unscene/unusual_context.jsonl")}
+    for e in entries:
+        r = records[e["video"]]
+        no = [qa["q"] for qa in e["QA"] if qa["a"] == T.NO]
+        assert T.fill(T.Q_ACTION_YN, action=r["hallucinated_actions"][0]) in no
+        assert T.fill(T.Q_SCENE_YN, scene=r["hallucinated_scenes"][0]) in no
+
+
+def test_world_json_and_manifest(tiny_world):
+    meta = json.loads((tiny_world.root / "world.json").read_text())
+    assert meta["format_version"] == 1 and meta["seed"] == 3
+    assert meta["typical_scene"] == TYPICAL_SCENE and meta["actions"] == list(ACTIONS)
+    assert WorldConfig.from_dict(meta["config"]) == tiny_world.config
+    assert meta["content_hash"] == tiny_world.content_hash
+    loaded = load_world(tiny_world.root)
+    assert loaded.videos == tiny_world.videos and loaded.config == tiny_world.config
+    assert (tiny_world.root / "contact_sheet.png").stat().st_size > 1000
+
+
+# ------------------------------------------------------------------------------------- resume / rebuild
+
+
+def test_a_missing_file_is_rebuilt_alone(tmp_path, tiny_config, world_files):
+    world = build_world(tmp_path, tiny_config(), seed=5, workers=1, progress=False)
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.mp4")}
+    victim = world.path(world.split("train")[7])
+    victim.unlink()
+    (tmp_path / "unscene/scene_only.jsonl").unlink()
+    before = world_files(tmp_path)
+    again = build_world(tmp_path, tiny_config(), seed=5, workers=1, progress=False)
+    after = world_files(tmp_path)
+    assert set(after) == set(before) | {"unscene/scene_only.jsonl", str(victim.relative_to(tmp_path))}
+    assert [k for k in before if before[k] != after[k] and k != "world.json"] == []
+    assert again.videos == world.videos
+    changed = [p for p, t in stamps.items() if p.stat().st_mtime_ns != t]
+    assert changed == [victim]
+
+
+def test_complete_world_is_skipped(tiny_world, monkeypatch):
+    def fail(*_):
+        raise AssertionError("rendered a video of a complete world")
+
+    monkeypatch.setattr(world_mod, "_render_and_write", fail)
+    assert build_world(tiny_world.root, tiny_world.config, tiny_world.seed, progress=False).content_hash == (
+        tiny_world.content_hash
+    )
+
+
+def test_a_killed_build_is_finished_by_a_rerun(tmp_path, monkeypatch, tiny_world, tiny_config, world_files):
+    real = world_mod._render_and_write
+    done = []
+
+    def dies_after_ten(job):
+        if len(done) == 10:
+            (tmp_path / "videos/train/half.partial.mp4").write_bytes(b"junk")  # what a killed encoder leaves
+            raise KeyboardInterrupt
+        done.append(job)
+        return real(job)
+
+    monkeypatch.setattr(world_mod, "_render_and_write", dies_after_ten)
+    with pytest.raises(KeyboardInterrupt):
+        build_world(tmp_path, tiny_world.config, tiny_world.seed, workers=1, progress=False)
+    assert not (tmp_path / "world.json").exists() and len(list(tmp_path.rglob("*.mp4"))) == 11
+    # A build with another config must not mix into the unfinished one.
+    with pytest.raises(WorldMismatchError):
+        build_world(tmp_path, tiny_config(rho=0.5), tiny_world.seed, workers=1, progress=False)
+    monkeypatch.setattr(world_mod, "_render_and_write", real)
+    world = build_world(tmp_path, tiny_world.config, tiny_world.seed, workers=1, progress=False)
+    _same_world(tiny_world, world, world_files)
+    assert not list(tmp_path.rglob("*.partial.mp4")) and not (tmp_path / ".building.json").exists()
+
+
+def test_another_config_needs_force(tmp_path, tiny_config):
+    build_world(tmp_path, tiny_config(), seed=1, workers=1, progress=False)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(WorldMismatchError):
+        build_world(tmp_path, tiny_config(), seed=2, workers=1, progress=False)
+    world = build_world(tmp_path, tiny_config(n_train=8), seed=2, force=True, workers=1, progress=False)
+    assert len(list(tmp_path.rglob("*.mp4"))) == 8 + 16 + 16 + 8 == len(world.videos)
+    assert (tmp_path / "notes.txt").read_text() == "mine"  # --force only removes the world's own files
