@@ -1,0 +1,257 @@
+"""A small OpenAI-compatible chat client with our own bounded retries.
+
+Used by the candidate builder and the open-ended judge. The ``openai`` client is created with
+``max_retries=0`` so that every retry is ours: rate limits (429), server errors (5xx), timeouts,
+connection errors and malformed replies are retried with exponential backoff; client errors
+(400/401/403/404...) are not, since asking again cannot help. ``openai`` is imported lazily so that
+importing :mod:`mashvlm.unscene` stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Message = dict[str, str]
+
+
+class ChatError(RuntimeError):
+    """A chat request failed for good (retries exhausted or a non-retryable error)."""
+
+    def __init__(self, message: str, *, attempts: int):
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class MalformedReply(ValueError):
+    """The endpoint answered, but not with a usable chat completion (retried like a transient error)."""
+
+
+@dataclass
+class ChatSettings:
+    """Where and how to reach an OpenAI-compatible ``/chat/completions`` endpoint."""
+
+    model: str
+    base_url: str | None = None  # None: the openai client's default (api.openai.com)
+    api_key: str | None = None
+    timeout: float = 60.0  # seconds per request
+    max_retries: int = 5  # retries after the first attempt
+    backoff_base: float = 1.0  # first retry waits this long, then doubles
+    backoff_max: float = 60.0
+    temperature: float = 0.0
+    seed: int | None = 0
+    max_tokens: int | None = None
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    @classmethod
+    def from_env(
+        cls,
+        prefix: str,
+        *,
+        model: str | None,
+        base_url: str | None,
+        api_key: str | None,
+        default_model: str | None = None,
+        **kwargs: Any,
+    ) -> ChatSettings:
+        """Flags win over ``{prefix}_MODEL`` / ``_BASE_URL`` / ``_API_KEY``, then ``OPENAI_*``."""
+        model = model or os.environ.get(f"{prefix}_MODEL") or default_model
+        if not model:
+            raise ValueError(f"no model name: pass one or set {prefix}_MODEL")
+        base_url = base_url or os.environ.get(f"{prefix}_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
+        api_key = api_key or os.environ.get(f"{prefix}_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        return cls(model=model, base_url=base_url, api_key=api_key, **kwargs)
+
+
+def _retryable(err: BaseException) -> bool:
+    import openai
+
+    if isinstance(err, openai.APIStatusError):
+        return (
+            err.status_code == 408
+            or err.status_code == 409
+            or err.status_code == 429
+            or err.status_code >= 500
+        )
+    # Timeouts and connection errors; JSON decode errors and bad reply shapes (a proxy hiccup).
+    return isinstance(err, (openai.APIConnectionError, openai.APIResponseValidationError, ValueError))
+
+
+def _retry_after(err: BaseException) -> float | None:
+    response = getattr(err, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    value = headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class ChatClient:
+    """Thread-safe wrapper: ``complete(messages) -> str`` with retries; counts requests for reports."""
+
+    def __init__(self, settings: ChatSettings):
+        import openai
+
+        self.settings = settings
+        api_key = settings.api_key
+        if not api_key:
+            if settings.base_url is None:
+                raise ValueError("no API key for api.openai.com: pass one or set OPENAI_API_KEY")
+            api_key = "EMPTY"  # local servers (vLLM, llama.cpp) accept any key
+        self._client = openai.OpenAI(
+            base_url=settings.base_url, api_key=api_key, timeout=settings.timeout, max_retries=0
+        )
+        self._lock = threading.Lock()
+        self.requests = 0  # HTTP requests made (attempts, retries included)
+
+    def complete(
+        self, messages: Sequence[Message], validate: Callable[[str], object] | None = None
+    ) -> tuple[str, object]:
+        """Send one chat request; return ``(content, validate(content))``.
+
+        ``validate`` parses the reply and raises ValueError if it is unusable, which is retried
+        like a transient error (a malformed reply is usually a one-off).
+        """
+        s = self.settings
+        last: BaseException | None = None
+        attempts = 0
+        for attempt in range(s.max_retries + 1):
+            if attempt:
+                delay = min(s.backoff_max, s.backoff_base * 2 ** (attempt - 1))
+                hinted = _retry_after(last) if last is not None else None
+                if hinted is not None:
+                    delay = min(s.backoff_max, max(delay, hinted))
+                s.sleep(delay)
+            attempts += 1
+            with self._lock:
+                self.requests += 1
+            try:
+                content = self._request(messages)
+                parsed = validate(content) if validate is not None else None
+                return content, parsed
+            except Exception as err:  # noqa: BLE001 - classified just below
+                last = err
+                if not _retryable(err):
+                    break
+        assert last is not None
+        raise ChatError(f"{type(last).__name__}: {last}", attempts=attempts) from last
+
+    def _request(self, messages: Sequence[Message]) -> str:
+        s = self.settings
+        kwargs: dict[str, Any] = {"model": s.model, "messages": list(messages), "temperature": s.temperature}
+        if s.seed is not None:
+            kwargs["seed"] = s.seed
+        if s.max_tokens is not None:
+            kwargs["max_tokens"] = s.max_tokens
+        response = self._client.chat.completions.create(**kwargs)
+        choices = getattr(response, "choices", None)
+        if not choices:
+            raise MalformedReply("reply has no choices")
+        content = getattr(getattr(choices[0], "message", None), "content", None)
+        if not isinstance(content, str):
+            raise MalformedReply("reply has no message content")
+        return content
+
+
+def default_cache_dir() -> Path:
+    """``$MASHVLM_CACHE_DIR`` or ``$XDG_CACHE_HOME/mashvlm`` or ``~/.cache/mashvlm``, plus ``/unscene``."""
+    base = os.environ.get("MASHVLM_CACHE_DIR")
+    if base:
+        return Path(base) / "unscene"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "mashvlm" / "unscene"
+
+
+def cache_key(settings: ChatSettings, messages: Sequence[Message]) -> str:
+    """Key of a request: the model, the prompt and the sampling settings that change the reply."""
+    blob = json.dumps(
+        {
+            "model": settings.model,
+            "messages": list(messages),
+            "temperature": settings.temperature,
+            "seed": settings.seed,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class ResponseCache:
+    """Append-only JSONL cache of successful chat replies, keyed by :func:`cache_key`.
+
+    Each entry is flushed and fsynced as it is written, so a killed scoring run keeps every reply it
+    paid for; a truncated last line (the kill) is cut off when the cache is next opened. Failures are
+    never cached, so they are asked again next time.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        from mashvlm.unscene.formats import read_jsonl
+
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._entries: dict[str, str] = {}
+        self.hits = 0
+        if self.path.exists():
+            read = read_jsonl(self.path, allow_truncated_tail=True)
+            if read.truncated_tail or read.missing_final_newline:
+                with open(self.path, "r+b") as fh:
+                    fh.truncate(read.valid_bytes)
+                    if read.missing_final_newline:
+                        fh.seek(0, os.SEEK_END)
+                        fh.write(b"\n")
+            for line in read.lines:
+                key, content = line.record.get("key"), line.record.get("content")
+                if isinstance(key, str) and isinstance(content, str):
+                    self._entries[key] = content
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            content = self._entries.get(key)
+            if content is not None:
+                self.hits += 1
+            return content
+
+    def put(self, key: str, model: str, content: str) -> None:
+        line = json.dumps({"key": key, "model": model, "content": content}, ensure_ascii=False) + "\n"
+        with self._lock:
+            self._entries[key] = content
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+
+def cached_complete(
+    client: ChatClient,
+    cache: ResponseCache | None,
+    messages: Sequence[Message],
+    validate: Callable[[str], object],
+) -> tuple[object, bool]:
+    """``(validate(reply), from_cache)``: the cache first, then the endpoint (raises ChatError)."""
+    key = cache_key(client.settings, messages) if cache is not None else ""
+    if cache is not None:
+        content = cache.get(key)
+        if content is not None:
+            try:
+                return validate(content), True
+            except ValueError:
+                pass  # an entry that no longer parses (parser changed): ask again
+    content, parsed = client.complete(messages, validate)
+    if cache is not None:
+        cache.put(key, client.settings.model, content)
+    return parsed, False

@@ -1,0 +1,374 @@
+"""Asking a video model the UNSCENE questions, resumably.
+
+The plug-in interface is :class:`VideoQAModel`: an object with ``answer(video_path, question) -> str``
+(and optionally ``answer_batch(video_path, questions) -> list[str]`` to answer all questions about
+one video in one go). MASH-VLM checkpoints are wrapped by :class:`MashVlmModel`; any other model is
+loaded from the user's own code with :func:`load_model_class` (``package.module:ClassName``).
+
+Predictions are appended one JSON line at a time and fsynced, so a run killed at any moment keeps
+every answer it got; re-running skips the question ids already in the file (a truncated last line
+from the kill is cut off and counted). A question whose ``answer`` raises is recorded with
+``"prediction": null`` and ``"error": "<type>: <message>"``: the scorer counts it as wrong and the
+video as failed, so a video that does not decode stays in the denominator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from mashvlm.unscene.formats import (
+    FormatError,
+    Prediction,
+    Question,
+    dumps_line,
+    load_predictions,
+    read_jsonl,
+    resolve_video_path,
+    write_jsonl_atomic,
+)
+
+
+@runtime_checkable
+class VideoQAModel(Protocol):
+    """What the runner needs from a model.
+
+    ``answer`` gets the absolute path of a video file and one question, and returns the model's raw
+    text reply. Raise an exception when the video cannot be read (any exception is recorded as a
+    failure of that question; see :func:`is_data_error` for which ones count as data problems).
+    """
+
+    def answer(self, video_path: str, question: str) -> str: ...
+
+
+@runtime_checkable
+class BatchVideoQAModel(VideoQAModel, Protocol):
+    """Optional: answer every question about one video at once (decode the video once)."""
+
+    def answer_batch(self, video_path: str, questions: Sequence[str]) -> list[str]: ...
+
+
+class MashVlmModel:
+    """:class:`VideoQAModel` adapter for a MASH-VLM checkpoint directory (greedy decoding).
+
+    ``mashvlm.inference`` (and with it torch and transformers) is imported here, not at module load,
+    so that the rest of UNSCENE works without the model stack. ``answer_batch`` decodes a video once
+    and answers all its questions in one left-padded batch (the core tests check that left padding
+    does not change greedy answers).
+    """
+
+    def __init__(
+        self,
+        model_dir: str | os.PathLike[str],
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        max_new_tokens: int = 256,
+    ):
+        from mashvlm.inference import VideoChat
+
+        torch_dtype: Any = None
+        if dtype is not None:
+            import torch
+
+            torch_dtype = getattr(torch, dtype, None)
+            if not isinstance(torch_dtype, torch.dtype):
+                raise ValueError(f"unknown torch dtype {dtype!r} (use e.g. bfloat16, float16, float32)")
+        self.chat = VideoChat.from_pretrained(os.fspath(model_dir), device=device, dtype=torch_dtype)
+        self.max_new_tokens = max_new_tokens
+        self.name = Path(model_dir).name
+
+    def answer(self, video_path: str, question: str) -> str:
+        return self.chat.answer(video_path, question, max_new_tokens=self.max_new_tokens)
+
+    def answer_batch(self, video_path: str, questions: Sequence[str]) -> list[str]:
+        load_video = getattr(getattr(self.chat, "processor", None), "load_video", None)
+        if load_video is None or not hasattr(self.chat, "answer_batch"):
+            return [self.answer(video_path, q) for q in questions]
+        frames = load_video(video_path)
+        return self.chat.answer_batch([frames] * len(questions), list(questions), max_new_tokens=self.max_new_tokens)
+
+
+def parse_model_args(items: Sequence[str]) -> dict[str, Any]:
+    """``["k=v", ...]`` -> kwargs; values are parsed as JSON when they can be (numbers, true, lists)."""
+    kwargs: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--model-arg expects KEY=VALUE with KEY a Python identifier, got {item!r}")
+        try:
+            kwargs[key] = json.loads(value)
+        except ValueError:
+            kwargs[key] = value
+    return kwargs
+
+
+def load_model_class(spec: str, kwargs: dict[str, Any] | None = None) -> VideoQAModel:
+    """Instantiate ``package.module:ClassName(**kwargs)`` from the user's own importable code.
+
+    Only a normal import: no pickles, no remote code. The current directory is on the import path
+    so a model class in a local file works without installing it.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"--model-class expects 'package.module:ClassName', got {spec!r}")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module = importlib.import_module(module_name)
+    target: Any = module
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ValueError(f"{module_name!r} has no attribute {attr!r}") from None
+    model = target(**(kwargs or {}))
+    if not callable(getattr(model, "answer", None)):
+        raise TypeError(f"{spec} does not implement answer(video_path, question) -> str")
+    return model
+
+
+def is_data_error(err: BaseException) -> bool:
+    """True for failures caused by the video file rather than by the model.
+
+    Missing files, ``mashvlm.video.VideoDecodeError`` (or any exception class named
+    ``VideoDecodeError`` in its hierarchy, for third-party models) and PyAV errors. These never
+    stop a run; other errors do after ``max_consecutive_failures`` videos in a row.
+    """
+    if isinstance(err, (FileNotFoundError, IsADirectoryError)):
+        return True
+    for cls in type(err).__mro__:
+        if cls.__name__ == "VideoDecodeError" or cls.__module__.split(".")[0] == "av":
+            return True
+    return False
+
+
+def format_error(err: BaseException) -> str:
+    message = str(err).strip().replace("\n", " ")
+    if len(message) > 500:
+        message = message[:500] + "..."
+    return f"{type(err).__name__}: {message}"
+
+
+class RunAborted(RuntimeError):
+    """The run stopped because the model failed on too many videos in a row."""
+
+
+@dataclass
+class RunStats:
+    total_questions: int = 0
+    already_answered: int = 0
+    asked: int = 0
+    answered: int = 0
+    failed: int = 0
+    retried_errors: int = 0
+    repaired_truncated_lines: int = 0
+    failed_videos: set[str] = field(default_factory=set)
+    elapsed_s: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{self.answered} answered, {self.failed} failed ({len(self.failed_videos)} video(s)), "
+            f"{self.already_answered} already in the file, {self.repaired_truncated_lines} truncated "
+            f"line(s) repaired, {self.retried_errors} error(s) retried, {self.elapsed_s:.1f}s"
+        )
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path: Path) -> Iterator[None]:
+    """Stop two runners from appending to the same predictions file at once (POSIX only)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock, documented
+        yield
+        return
+    lock_path = path.with_name(path.name + ".lock")
+    with open(lock_path, "w") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"another run is writing {path} (lock {lock_path} is held)") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def prepare_predictions_file(
+    path: str | os.PathLike[str],
+    questions: Sequence[Question],
+    *,
+    retry_errors: bool = False,
+    stats: RunStats | None = None,
+) -> dict[str, Prediction]:
+    """Load existing predictions for a resume and repair the file; returns the ones to keep.
+
+    A truncated last line (a kill during a write) is cut off and counted. With ``retry_errors`` the
+    recorded failures are removed from the file (atomically) so they are asked again.
+    """
+    stats = stats if stats is not None else RunStats()
+    path = Path(path)
+    if not path.exists():
+        return {}
+    read = read_jsonl(path, allow_truncated_tail=True)
+    if read.truncated_tail or read.missing_final_newline:
+        with open(path, "r+b") as fh:
+            fh.truncate(read.valid_bytes)
+            if read.missing_final_newline:  # the last record is whole; only its newline was lost
+                fh.seek(0, os.SEEK_END)
+                fh.write(b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        stats.repaired_truncated_lines += int(read.truncated_tail)
+    existing = load_predictions(
+        path, known_question_ids=(q.question_id for q in questions), allow_truncated_tail=False
+    ).predictions
+    if retry_errors:
+        failed = [qid for qid, p in existing.items() if p.failed]
+        if failed:
+            kept = {qid: p for qid, p in existing.items() if not p.failed}
+            write_jsonl_atomic(path, (p.to_record() for p in kept.values()))
+            stats.retried_errors += len(failed)
+            existing = kept
+    return existing
+
+
+def _append(fh: Any, record: Prediction) -> None:
+    fh.write(dumps_line(record.to_record()))
+    fh.flush()
+    os.fsync(fh.fileno())  # a kill right after this line cannot lose it
+
+
+def run_model(
+    model: VideoQAModel,
+    questions: Sequence[Question],
+    video_root: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    retry_errors: bool = False,
+    max_consecutive_failures: int = 10,
+    progress: bool = True,
+    on_answer: Callable[[Prediction], None] | None = None,
+) -> RunStats:
+    """Ask ``model`` every question not yet in ``output``; append each prediction as it comes.
+
+    Questions are grouped by video in file order. Any exception from the model is recorded as that
+    question's failure. After ``max_consecutive_failures`` videos in a row fail with errors that are
+    not data errors (a broken model, not a broken video) the run stops with :class:`RunAborted`;
+    what was written stays, and ``retry_errors`` asks the failures again. 0 never stops.
+    """
+    start = time.monotonic()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    stats = RunStats(total_questions=len(questions))
+    with _exclusive_lock(output):
+        existing = prepare_predictions_file(output, questions, retry_errors=retry_errors, stats=stats)
+        stats.already_answered = len(existing)
+        pending: dict[str, list[Question]] = {}
+        for q in questions:
+            if q.question_id not in existing:
+                pending.setdefault(q.video_id, []).append(q)
+        todo = sum(len(v) for v in pending.values())
+        bar = None
+        if progress and todo:
+            from tqdm import tqdm
+
+            bar = tqdm(total=todo, desc="unscene run", unit="q")
+        consecutive = 0
+        try:
+            with open(output, "a", encoding="utf-8") as fh:
+                for video_id, video_questions in pending.items():
+                    model_failures = 0
+                    last_error: BaseException | None = None
+                    answers = _answer_video(model, video_root, video_questions)
+                    for q, (text, err) in zip(video_questions, answers, strict=True):
+                        stats.asked += 1
+                        if err is None:
+                            pred = Prediction(q.question_id, text)
+                            stats.answered += 1
+                        else:
+                            pred = Prediction(q.question_id, None, format_error(err))
+                            stats.failed += 1
+                            stats.failed_videos.add(video_id)
+                            model_failures += int(not is_data_error(err))
+                            last_error = err
+                        _append(fh, pred)
+                        if on_answer is not None:
+                            on_answer(pred)
+                        if bar is not None:
+                            bar.update(1)
+                    # A whole video lost to model (not video) errors: a broken model, if it keeps happening.
+                    consecutive = consecutive + 1 if model_failures == len(video_questions) else 0
+                    if max_consecutive_failures and consecutive >= max_consecutive_failures:
+                        raise RunAborted(
+                            f"the model failed on {consecutive} videos in a row (last error: "
+                            f"{format_error(last_error)}); stopping. Fix the model, then re-run with "
+                            "--retry-errors to ask these again."
+                        )
+        finally:
+            if bar is not None:
+                bar.close()
+            stats.elapsed_s = time.monotonic() - start
+    return stats
+
+
+def _answer_video(
+    model: VideoQAModel, video_root: str | os.PathLike[str], questions: Sequence[Question]
+) -> Iterator[tuple[str | None, BaseException | None]]:
+    """(text, error) for each question about one video, yielded as soon as each is known.
+
+    Yielding one answer at a time lets the caller write it before the next (slow) question is
+    asked, so a kill loses at most the answer being generated.
+    """
+    try:
+        path = resolve_video_path(video_root, questions[0].video)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"video not found: {path}")
+    except (ValueError, FileNotFoundError) as err:
+        yield from [(None, err)] * len(questions)
+        return
+    batch = getattr(model, "answer_batch", None)
+    if callable(batch) and len(questions) > 1:
+        try:
+            texts = batch(path, [q.question for q in questions])
+            if not isinstance(texts, (list, tuple)) or len(texts) != len(questions):
+                raise TypeError(
+                    f"answer_batch returned {type(texts).__name__} of the wrong length "
+                    f"for {len(questions)} questions"
+                )
+            results = [_checked(t) for t in texts]
+        except Exception as err:  # noqa: BLE001 - recorded, never dropped
+            results = [(None, err)] * len(questions)
+        yield from results
+        return
+    for q in questions:
+        try:
+            result = _checked(model.answer(path, q.question))
+        except Exception as err:  # noqa: BLE001 - recorded, never dropped
+            result = (None, err)
+        yield result
+
+
+def _checked(text: object) -> tuple[str | None, BaseException | None]:
+    if isinstance(text, str):
+        return text, None
+    return None, TypeError(f"the model returned {type(text).__name__}, not str")
+
+
+def check_predictions_path(path: str | os.PathLike[str]) -> None:
+    """Fail early, before a model is loaded, if an existing predictions file is not resumable."""
+    p = Path(path)
+    if p.exists():
+        try:
+            read_jsonl(p, allow_truncated_tail=True)
+        except FormatError as err:
+            raise FormatError(
+                err.path, err.line, err.field, f"{err.reason} (cannot resume from this predictions file)"
+            ) from None
