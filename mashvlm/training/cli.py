@@ -1,0 +1,52 @@
+"""``mashvlm train``: instruction tuning from a JSON config file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _parse_set(items: list[str]) -> dict:
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value  # a bare string
+    return overrides
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .config import TrainConfig
+    from .data import DataFormatError
+    from .trainer import train
+
+    overrides = _parse_set(args.set)
+    for key in ("train_file", "output_dir", "max_steps", "seed"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    try:
+        config = TrainConfig.from_file(args.config, **overrides)
+        result = train(config, resume=not args.no_resume)
+    except DataFormatError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    state = "already trained, reused" if result.reused else f"trained to step {result.global_step}"
+    print(f"{state}: {result.final_dir}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="instruction-tune MASH-VLM (VideoChat2-format data)")
+    parser.add_argument("--config", required=True, help="JSON training config (see TrainConfig)")
+    parser.add_argument("--train-file", default=None, help="VideoChat2 JSON (overrides the config)")
+    parser.add_argument("--output-dir", default=None)
+    parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    parser.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
+    parser.set_defaults(func=_train)

@@ -1,0 +1,154 @@
+"""Instruction tuning with transformers' Trainer: checkpoints, resume after a kill, progress bar with loss.
+
+The same code runs on a laptop CPU (the synthetic study) and on GPUs (``accelerate launch``,
+DeepSpeed through TrainingArguments) since the Trainer owns devices, precision and distribution.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..modeling import MashVlmConfig, MashVlmForConditionalGeneration, MashVlmProcessor
+from .config import TrainConfig
+from .data import InstructionRecord, VideoInstructionCollator, VideoInstructionDataset, load_videochat2_json
+
+FINAL_DIR = "final"
+
+
+@dataclass
+class TrainResult:
+    final_dir: Path
+    global_step: int
+    log_history: list[dict]
+    resumed_from: str | None
+    reused: bool  # the finished model was already there; nothing was trained
+
+
+def build_model_and_processor(
+    config: TrainConfig, records: list[InstructionRecord]
+) -> tuple[MashVlmForConditionalGeneration, MashVlmProcessor]:
+    """The model to tune, from ``config.init``, with the MASH options of ``config.mash`` applied."""
+    saved_processor = Path(config.output_dir) / "processor"
+    if config.init == "tiny":
+        from ..modeling.tiny import tiny_model, tiny_processor_and_config
+
+        corpus = [text for record in records for turn in record.turns for text in turn]
+        processor, model_config = tiny_processor_and_config(corpus, **config.tiny, **config.mash)
+        if (saved_processor / "processor_config.json").is_file():
+            processor = MashVlmProcessor.from_pretrained(saved_processor)  # resume: the exact same tokenizer
+        model = tiny_model(model_config, seed=config.seed)
+    elif config.init.startswith("llava:"):
+        from ..modeling.conversion import load_llava_as_mashvlm
+
+        frames = {"num_frames": config.num_frames} if config.num_frames else {}
+        model, processor = load_llava_as_mashvlm(config.init.removeprefix("llava:"), **frames, **config.mash)
+    else:
+        path = config.init.removeprefix("mashvlm:")
+        model_config = MashVlmConfig.from_pretrained(path, **config.mash)
+        model = MashVlmForConditionalGeneration.from_pretrained(path, config=model_config)
+        processor = MashVlmProcessor.from_pretrained(path)
+    if config.vision_tower_weights:
+        from safetensors.torch import load_file
+
+        model.model.vision_tower.load_state_dict(load_file(config.vision_tower_weights), strict=True)
+    if config.freeze_vision_tower:
+        model.freeze_vision_tower()
+    model.set_attn_implementation(config.attn_implementation)
+    return model, processor
+
+
+def train(config: TrainConfig, *, resume: bool = True) -> TrainResult:
+    """Tune and save ``output_dir/final`` (model + processor). Resumes from the last checkpoint, and
+    returns at once if ``final`` already exists (``resume=False`` starts over)."""
+    out = Path(config.output_dir)
+    final = out / FINAL_DIR
+    if resume and (final / "model.safetensors").is_file() and (out / "train_log.json").is_file():
+        log = json.loads((out / "train_log.json").read_text())
+        return TrainResult(final, log["global_step"], log["log_history"], None, reused=True)
+
+    set_seed(config.seed)
+    records = load_videochat2_json(config.train_file, config.video_root)
+    model, processor = build_model_and_processor(config, records)
+    out.mkdir(parents=True, exist_ok=True)
+    processor.save_pretrained(out / "processor")
+    (out / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
+
+    dataset = VideoInstructionDataset(records, processor, turns=config.turns)
+    pad_id = processor.tokenizer.pad_token_id
+    pad_id = pad_id if pad_id is not None else processor.tokenizer.eos_token_id
+    args = TrainingArguments(
+        output_dir=str(out),
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the total steps (v5)
+        lr_scheduler_type=config.lr_scheduler_type,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        seed=config.seed,
+        data_seed=config.seed,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        logging_steps=config.logging_steps,
+        bf16=config.bf16,
+        dataloader_num_workers=config.dataloader_num_workers,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        remove_unused_columns=False,
+        report_to=[],
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=False,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=VideoInstructionCollator(pad_token_id=pad_id),
+    )
+    last = get_last_checkpoint(str(out)) if resume and out.is_dir() else None
+    trainer.train(resume_from_checkpoint=last)
+
+    # Write the final model under a temporary name first: an interrupted save never looks finished.
+    partial = out / (FINAL_DIR + ".partial")
+    trainer.save_model(str(partial))
+    processor.save_pretrained(partial)
+    if final.exists():
+        import shutil
+
+        shutil.rmtree(final)
+    os.replace(partial, final)
+    history = trainer.state.log_history
+    (out / "train_log.json").write_text(
+        json.dumps({"global_step": trainer.state.global_step, "log_history": history}, indent=2)
+    )
+    plot_loss(history, out / "loss.png")
+    return TrainResult(final, trainer.state.global_step, history, last, reused=False)
+
+
+def plot_loss(history: list[dict], path: Path) -> None:
+    """Training loss against step, as a PNG."""
+    points = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    if not points:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(*zip(*points, strict=True))
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
