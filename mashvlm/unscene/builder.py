@@ -90,7 +90,7 @@ def fill_candidates(
         raise CandidateError(
             f"{len(missing)} video(s) have no hallucination candidates: {names}{more}. Add "
             "'hallucinated_actions'/'hallucinated_scenes' to the annotations, or give a source "
-            "(--cooccurrence FILE or --llm-model NAME)."
+            "(--cooccurrence FILE, or --llm-model NAME / UNSCENE_LLM_MODEL)."
         )
     iterator: Iterable[VideoAnnotation] = annotations
     if progress and missing:

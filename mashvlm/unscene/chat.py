@@ -172,10 +172,18 @@ def default_cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "mashvlm" / "unscene"
 
 
+DEFAULT_BASE_URL = "https://api.openai.com/v1"  # the openai client's default endpoint
+
+
 def cache_key(settings: ChatSettings, messages: Sequence[Message]) -> str:
-    """Key of a request: the model, the prompt and the sampling settings that change the reply."""
+    """Key of a request: the endpoint, the model, the prompt and the sampling settings.
+
+    The endpoint is part of the key because two servers may serve different models under the same
+    name. (Keys made before the endpoint was included simply never match: old entries are unused.)
+    """
     blob = json.dumps(
         {
+            "base_url": (settings.base_url or DEFAULT_BASE_URL).rstrip("/"),
             "model": settings.model,
             "messages": list(messages),
             "temperature": settings.temperature,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,10 +34,18 @@ def _guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
 
     def wrapper(args: argparse.Namespace) -> int:
         from mashvlm.unscene.candidates import CandidateError
+        from mashvlm.unscene.runner import PredictionsFileLocked
 
         try:
             return func(args)
-        except (FormatError, CandidateError, ValueError, TypeError, ImportError) as err:
+        except (
+            FormatError,
+            CandidateError,
+            PredictionsFileLocked,
+            ValueError,
+            TypeError,
+            ImportError,
+        ) as err:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT
 
@@ -111,7 +120,8 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
         help="build the UNSCENE questions from video annotations",
         description="Build UNSCENE questions (JSONL) from a video-annotation file. Hallucination "
         "candidates come from the annotations themselves, from a co-occurrence table "
-        "(--cooccurrence) or from an OpenAI-compatible endpoint (--llm-model).",
+        "(--cooccurrence) or from an OpenAI-compatible endpoint (--llm-model / --llm-base-url, or "
+        "their environment variables UNSCENE_LLM_MODEL / UNSCENE_LLM_BASE_URL).",
     )
     p.add_argument("--annotations", type=Path, required=True, help="video annotations (JSONL)")
     p.add_argument("--output", "-o", type=Path, required=True, help="questions file to write (JSONL)")
@@ -155,11 +165,14 @@ def cmd_build(args: argparse.Namespace) -> int:
             resolve_video_path,
         )
     source = None
-    if args.cooccurrence is not None and args.llm_model:
-        raise ValueError("give either --cooccurrence or --llm-model, not both")
+    llm_flags = [f for f, v in (("--llm-model", args.llm_model), ("--llm-base-url", args.llm_base_url)) if v]
+    if args.cooccurrence is not None and llm_flags:
+        raise ValueError(f"give either --cooccurrence or {' / '.join(llm_flags)}, not both")
     if args.cooccurrence is not None:
         source = CooccurrenceTable.load(args.cooccurrence, num_candidates=args.num_candidates)
-    elif args.llm_model or args.llm_base_url:
+    elif llm_flags or os.environ.get("UNSCENE_LLM_MODEL") or os.environ.get("UNSCENE_LLM_BASE_URL"):
+        # The environment variables switch the LLM source on like their flags (an explicit
+        # --cooccurrence on the command line wins over them).
         client, cache = _chat_client(args, "llm", "UNSCENE_LLM", default_model=None, seed=args.seed)
         source = LLMCandidates(client, cache, num_candidates=args.num_candidates)
     filled = fill_candidates(annotations, source, progress=True)
@@ -230,7 +243,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "--tasks",
         choices=("all", "binary", "open_ended"),
         default="all",
-        help="which questions to ask (default all)",
+        help="which questions to ask (default all); the predictions file may hold answers to any",
     )
     p.add_argument("--retry-errors", action="store_true", help="ask again the questions recorded as failed")
     p.add_argument(
@@ -255,14 +268,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_model,
     )
 
-    questions = load_questions(args.questions)
-    if args.tasks == "binary":
-        questions = [q for q in questions if q.is_binary]
-    elif args.tasks == "open_ended":
-        questions = [q for q in questions if not q.is_binary]
+    questions = load_questions(args.questions)  # all of them: --tasks only narrows what is asked
     if not args.video_root.is_dir():
         raise ValueError(f"--video-root {args.video_root} is not a directory")
-    check_predictions_path(args.output)  # before spending minutes loading a model
+    # before spending minutes loading a model
+    check_predictions_path(args.output, [q.question_id for q in questions])
     if args.model is not None:
         model: Any = MashVlmModel(
             args.model, device=args.device, dtype=args.dtype, max_new_tokens=args.max_new_tokens
@@ -275,6 +285,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             questions,
             args.video_root,
             args.output,
+            tasks=args.tasks,
             retry_errors=args.retry_errors,
             max_consecutive_failures=args.max_consecutive_failures,
             progress=not args.no_progress,

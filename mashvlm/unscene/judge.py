@@ -4,8 +4,9 @@ A description is scored 0-5 separately for its action and for its scene, against
 labels (scene-only videos: ground-truth action "no action", action only).
 
 * :class:`OpenAIJudge`: any OpenAI-compatible chat endpoint (the paper used GPT-3.5), temperature 0 and
-  a fixed seed, every reply cached on disk by judge model and prompt, bounded retries with backoff.
-  A judgment that still fails is *missing*: reported and left out of the mean, never scored 0.
+  a fixed seed, every reply cached on disk by endpoint, judge model and prompt, bounded retries with
+  backoff. A judgment that still fails is *missing*: reported and left out of the mean, never scored
+  0. Its scores count as comparable with the paper's only for a ``gpt-`` judge model.
 * :class:`LexicalJudge`: needs no server and no model. It checks whether the ground-truth label (or a
   synonym) and the hallucination candidates are mentioned. Its numbers are labelled
   ``"offline-lexical (not comparable to GPT-judge scores)"`` and must not be put beside the paper's.
@@ -119,15 +120,24 @@ def parse_score(text: str) -> float:
     return float(value)
 
 
-class OpenAIJudge:
-    """GPT-style judge through an OpenAI-compatible endpoint, with a disk cache."""
+def is_paper_judge_family(model: str) -> bool:
+    """True for the paper's judge family, OpenAI GPT models (``gpt-...``), whatever endpoint serves them."""
+    return model.strip().lower().startswith("gpt-")
 
-    comparable = True
+
+class OpenAIJudge:
+    """GPT-style judge through an OpenAI-compatible endpoint, with a disk cache.
+
+    ``comparable`` (with the paper's GPT-judge numbers) is true only when the judge model is a GPT
+    model (name starting with ``gpt-``); any other model behind the endpoint, e.g. a local model
+    served by vLLM, gives numbers that are not comparable.
+    """
 
     def __init__(self, client: ChatClient, cache: ResponseCache | None = None):
         self.client = client
         self.cache = cache
         self.name = client.settings.model
+        self.comparable = is_paper_judge_family(self.name)
 
     def judge(
         self, aspect: str, ground_truth: str, prediction: str, hallucinated: Sequence[str] = ()

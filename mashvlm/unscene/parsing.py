@@ -1,9 +1,10 @@
 """Reading a model's yes/no answer from free text.
 
 The rule is deliberately narrow: the answer is the *leading* "yes" or "no" of the reply, after
-markdown decoration and a short "Answer:" style prefix are stripped. Anything else ("Nobody is
-there", "I cannot tell", "Yes and no") is unparseable; the scorer counts it as wrong and reports how
-many there were, so a model is never credited with an answer it did not give.
+markdown decoration and a short "Answer:" style prefix are stripped. A reply opening with "No one",
+"No-one" or "Nobody" is a "no" too ("No one is dunking." answers "Is someone dunking?"). Anything
+else ("None of them", "I cannot tell", "Yes and no") is unparseable; the scorer counts it as wrong
+and reports how many there were, so a model is never credited with an answer it did not give.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ _PREFIX = re.compile(
     re.IGNORECASE,
 )
 _LEADING = re.compile(r"^(yes|no)(?![A-Za-z0-9])(.*)", re.IGNORECASE | re.DOTALL)
+# "No one ...", "No-one ...", "Nobody ...": a "no", however the words are joined.
+_NOBODY = re.compile(r"^(?:no[ \t]*[-‐–]?[ \t]*one|nobody)(?![A-Za-z0-9])(.*)", re.IGNORECASE | re.DOTALL)
 # After "no" and a space, these words start a clause ("No it is not", "No there isn't"), so "no" is
-# the answer. Any other word makes "no" a determiner ("No one is...", "No people are..."), which
+# the answer. Any other word makes "no" a determiner ("No people are...", "No player is..."), which
 # does not answer the question by itself and is left unparsed.
 _CLAUSE_STARTERS = frozenset(
     [
@@ -54,7 +57,9 @@ def parse_yes_no(text: str | None) -> str | None:
     'yes'
     >>> parse_yes_no("**No**, there is no one.")
     'no'
-    >>> parse_yes_no("No one is dunking.") is None
+    >>> parse_yes_no("No one is dunking.")
+    'no'
+    >>> parse_yes_no("No people are dunking.") is None
     True
     """
     if text is None:
@@ -65,6 +70,9 @@ def parse_yes_no(text: str | None) -> str | None:
         if stripped == s:
             break
         s = stripped
+    nobody = _NOBODY.match(s)
+    if nobody:
+        return "no" if not _is_hedge(nobody.group(1)) else None
     match = _LEADING.match(s)
     if not match:
         return None

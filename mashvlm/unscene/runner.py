@@ -20,7 +20,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -94,7 +94,9 @@ class MashVlmModel:
         if load_video is None or not hasattr(self.chat, "answer_batch"):
             return [self.answer(video_path, q) for q in questions]
         frames = load_video(video_path)
-        return self.chat.answer_batch([frames] * len(questions), list(questions), max_new_tokens=self.max_new_tokens)
+        return self.chat.answer_batch(
+            [frames] * len(questions), list(questions), max_new_tokens=self.max_new_tokens
+        )
 
 
 def parse_model_args(items: Sequence[str]) -> dict[str, Any]:
@@ -161,6 +163,20 @@ class RunAborted(RuntimeError):
     """The run stopped because the model failed on too many videos in a row."""
 
 
+class PredictionsFileLocked(RuntimeError):
+    """Another run is writing the same predictions file (its ``.lock`` is held)."""
+
+
+TASKS = ("all", "binary", "open_ended")
+
+
+def select_tasks(questions: Iterable[Question], tasks: str = "all") -> list[Question]:
+    """The questions of ``tasks``: ``"all"``, ``"binary"`` (the yes/no pairs) or ``"open_ended"``."""
+    if tasks not in TASKS:
+        raise ValueError(f"tasks must be one of {', '.join(TASKS)}, got {tasks!r}")
+    return [q for q in questions if tasks == "all" or q.is_binary == (tasks == "binary")]
+
+
 @dataclass
 class RunStats:
     total_questions: int = 0
@@ -194,7 +210,7 @@ def _exclusive_lock(path: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuntimeError(f"another run is writing {path} (lock {lock_path} is held)") from None
+            raise PredictionsFileLocked(f"another run is writing {path} (lock {lock_path} is held)") from None
         try:
             yield
         finally:
@@ -207,11 +223,14 @@ def prepare_predictions_file(
     *,
     retry_errors: bool = False,
     stats: RunStats | None = None,
+    retry_ids: Collection[str] | None = None,
 ) -> dict[str, Prediction]:
     """Load existing predictions for a resume and repair the file; returns the ones to keep.
 
-    A truncated last line (a kill during a write) is cut off and counted. With ``retry_errors`` the
-    recorded failures are removed from the file (atomically) so they are asked again.
+    Every id in the file must belong to ``questions``. A truncated last line (a kill during a
+    write) is cut off and counted. With ``retry_errors`` the recorded failures (only those in
+    ``retry_ids``, if given: the questions about to be asked) are removed from the file
+    (atomically) so they are asked again.
     """
     stats = stats if stats is not None else RunStats()
     path = Path(path)
@@ -231,9 +250,9 @@ def prepare_predictions_file(
         path, known_question_ids=(q.question_id for q in questions), allow_truncated_tail=False
     ).predictions
     if retry_errors:
-        failed = [qid for qid, p in existing.items() if p.failed]
+        failed = {qid for qid, p in existing.items() if p.failed and (retry_ids is None or qid in retry_ids)}
         if failed:
-            kept = {qid: p for qid, p in existing.items() if not p.failed}
+            kept = {qid: p for qid, p in existing.items() if qid not in failed}
             write_jsonl_atomic(path, (p.to_record() for p in kept.values()))
             stats.retried_errors += len(failed)
             existing = kept
@@ -252,12 +271,17 @@ def run_model(
     video_root: str | os.PathLike[str],
     output: str | os.PathLike[str],
     *,
+    tasks: str = "all",
     retry_errors: bool = False,
     max_consecutive_failures: int = 10,
     progress: bool = True,
     on_answer: Callable[[Prediction], None] | None = None,
 ) -> RunStats:
     """Ask ``model`` every question not yet in ``output``; append each prediction as it comes.
+
+    ``questions`` is the whole questions file: ``output`` may hold answers to any of them.
+    ``tasks`` (see :func:`select_tasks`) narrows what is asked; ``retry_errors`` then retries only
+    the failures among the selected questions.
 
     Questions are grouped by video in file order. Any exception from the model is recorded as that
     question's failure. After ``max_consecutive_failures`` videos in a row fail with errors that are
@@ -267,13 +291,21 @@ def run_model(
     start = time.monotonic()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    stats = RunStats(total_questions=len(questions))
+    selected = select_tasks(questions, tasks)
+    stats = RunStats(total_questions=len(selected))
     with _exclusive_lock(output):
-        existing = prepare_predictions_file(output, questions, retry_errors=retry_errors, stats=stats)
-        stats.already_answered = len(existing)
+        existing = prepare_predictions_file(
+            output,
+            questions,
+            retry_errors=retry_errors,
+            stats=stats,
+            retry_ids={q.question_id for q in selected},
+        )
         pending: dict[str, list[Question]] = {}
-        for q in questions:
-            if q.question_id not in existing:
+        for q in selected:
+            if q.question_id in existing:
+                stats.already_answered += 1
+            else:
                 pending.setdefault(q.video_id, []).append(q)
         todo = sum(len(v) for v in pending.values())
         bar = None
@@ -362,12 +394,18 @@ def _checked(text: object) -> tuple[str | None, BaseException | None]:
     return None, TypeError(f"the model returned {type(text).__name__}, not str")
 
 
-def check_predictions_path(path: str | os.PathLike[str]) -> None:
-    """Fail early, before a model is loaded, if an existing predictions file is not resumable."""
+def check_predictions_path(path: str | os.PathLike[str], question_ids: Iterable[str] | None = None) -> None:
+    """Fail early, before a model is loaded, if an existing predictions file is not resumable.
+
+    With ``question_ids`` (the whole questions file) its ids are checked against them too.
+    """
     p = Path(path)
     if p.exists():
         try:
-            read_jsonl(p, allow_truncated_tail=True)
+            if question_ids is None:
+                read_jsonl(p, allow_truncated_tail=True)
+            else:
+                load_predictions(p, known_question_ids=question_ids, allow_truncated_tail=True)
         except FormatError as err:
             raise FormatError(
                 err.path, err.line, err.field, f"{err.reason} (cannot resume from this predictions file)"

@@ -111,8 +111,7 @@ class FakeChatServer:
         return [m["content"] for r in self.requests for m in r["body"]["messages"] if m["role"] == "user"]
 
 
-@pytest.fixture
-def chat_server() -> Iterator[FakeChatServer]:
+def _serve() -> Iterator[FakeChatServer]:
     server = FakeChatServer()
     server.thread.start()
     try:
@@ -120,6 +119,17 @@ def chat_server() -> Iterator[FakeChatServer]:
     finally:
         server.httpd.shutdown()
         server.httpd.server_close()
+
+
+@pytest.fixture
+def chat_server() -> Iterator[FakeChatServer]:
+    yield from _serve()
+
+
+@pytest.fixture
+def other_chat_server() -> Iterator[FakeChatServer]:
+    """A second, independent server (another endpoint on another port)."""
+    yield from _serve()
 
 
 @pytest.fixture

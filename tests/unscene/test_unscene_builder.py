@@ -264,3 +264,73 @@ def test_llm_failure_names_the_videos(chat_server) -> None:
     u1 = _anns([{k: v for k, v in ANNOTATIONS[2].items() if not k.startswith("hallucinated")}])
     with pytest.raises(CandidateError, match=r"video 'u1' \(line 1\).*after 2 attempt"):
         fill_candidates(u1, LLMCandidates(ChatClient(settings), None))
+
+
+def _clear_llm_env(monkeypatch) -> None:
+    for var in ("UNSCENE_LLM_MODEL", "UNSCENE_LLM_BASE_URL", "UNSCENE_LLM_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("OPENAI_BASE_URL", "OPENAI_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_llm_source_switched_on_by_the_environment_alone(
+    chat_server, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    _clear_llm_env(monkeypatch)
+    chat_server.responder = lambda body: (
+        "reply",
+        '["Dunking", "Throwing a ball", "Lay up", "Crossover dribbling"]'
+        if "Given a scene label" in body["messages"][-1]["content"]
+        else '["Soccer field", "Grass field", "Beach", "Backyard"]',
+    )
+    # UNSCENE_LLM_MODEL names the model and switches the source on, as --llm-model does; the
+    # endpoint comes from OPENAI_BASE_URL (which by itself would switch nothing on)
+    monkeypatch.setenv("UNSCENE_LLM_MODEL", "env-model")
+    monkeypatch.setenv("OPENAI_BASE_URL", chat_server.url)
+    monkeypatch.setenv("MASHVLM_CACHE_DIR", str(tmp_path / "cache"))
+    u1 = {k: v for k, v in ANNOTATIONS[2].items() if not k.startswith("hallucinated")}
+    annotations = write_jsonl(tmp_path / "a.jsonl", [u1])
+    out = tmp_path / "q.jsonl"
+    assert main(["unscene", "build", "--annotations", str(annotations), "-o", str(out)]) == 0, (
+        capsys.readouterr().err
+    )
+    assert {r["body"]["model"] for r in chat_server.requests} == {"env-model"}
+    filled = load_annotations(tmp_path / "q.candidates.jsonl")
+    assert filled[0].hallucinated_actions == ("Dunking", "Throwing a ball", "Lay up", "Crossover dribbling")
+    assert (tmp_path / "cache" / "unscene" / "llm.jsonl").exists()
+
+    # an explicit --cooccurrence on the command line wins over the environment
+    table = tmp_path / "cooc.csv"
+    table.write_text(
+        "action,scene\ndribbling,basketball court\nkicking a ball,soccer field\n", encoding="utf-8"
+    )
+    before = len(chat_server.requests)
+    args = [
+        "unscene",
+        "build",
+        "--annotations",
+        str(annotations),
+        "-o",
+        str(out),
+        "--cooccurrence",
+        str(table),
+    ]
+    assert main(args) == 0
+    assert len(chat_server.requests) == before
+    assert load_annotations(tmp_path / "q.candidates.jsonl")[0].hallucinated_actions == ("dribbling",)
+
+
+@pytest.mark.parametrize("flag", ["--llm-model", "--llm-base-url"])
+def test_cooccurrence_and_an_llm_flag_are_refused(
+    flag: str, tmp_path: Path, annotations_file: Path, monkeypatch, capsys
+) -> None:
+    _clear_llm_env(monkeypatch)
+    table = tmp_path / "cooc.csv"
+    table.write_text("action,scene\ndribbling,basketball court\n", encoding="utf-8")
+    out = tmp_path / "q.jsonl"
+    value = "http://127.0.0.1:9/v1" if flag == "--llm-base-url" else "some-model"
+    args = ["unscene", "build", "--annotations", str(annotations_file), "-o", str(out)]
+    assert main([*args, "--cooccurrence", str(table), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert f"error: give either --cooccurrence or {flag}, not both" in err
+    assert "Traceback" not in err and not out.exists()

@@ -204,3 +204,93 @@ def test_run_needs_a_model(tmp_path: Path, annotations_file: Path, video_root: P
                 "x.jsonl",
             ]
         )
+
+
+def _run_args(questions: Path, video_root: Path, preds: Path, *extra: str) -> list[str]:
+    return [
+        "unscene",
+        "run",
+        "--questions",
+        str(questions),
+        "--video-root",
+        str(video_root),
+        "-o",
+        str(preds),
+        "--no-progress",
+        *extra,
+    ]
+
+
+def test_tasks_open_ended_after_binary(
+    tmp_path: Path, annotations_file: Path, video_root: Path, capsys
+) -> None:
+    questions = _build(tmp_path, annotations_file)
+    preds = tmp_path / "preds.jsonl"
+    calls = tmp_path / "calls.log"
+    model = ["--model-class", "unscene_fake_models:OracleModel", "--model-arg", f"calls_log={calls}"]
+    assert main(_run_args(questions, video_root, preds, "--tasks", "binary", *model)) == 0
+    binary = [r["question_id"] for r in read_jsonl(preds)]
+    assert len(binary) == 16 and not any(q.endswith("/open_ended") for q in binary)
+    calls.unlink()
+    capsys.readouterr()
+    # the binary answers already in the file belong to the questions file: only the descriptions are asked
+    assert main(_run_args(questions, video_root, preds, "--tasks", "open_ended", *model)) == 0
+    assert "5 answered" in capsys.readouterr().out
+    assert [line.split("\t")[1] for line in calls.read_text().splitlines()] == [
+        "Describe the video in detail."
+    ] * 5
+    ids = [r["question_id"] for r in read_jsonl(preds)]
+    assert ids[:16] == binary and len(ids) == len(set(ids)) == 21
+
+
+def test_tasks_retry_errors_retries_only_the_selected_tasks(
+    tmp_path: Path, annotations_file: Path, video_root: Path
+) -> None:
+    questions = _build(tmp_path, annotations_file)
+    preds = tmp_path / "preds.jsonl"
+    model = ["--model-class", "unscene_fake_models:OracleModel"]
+    assert main(_run_args(questions, video_root, preds, *model, "--model-arg", 'broken=["u3"]')) == 0
+    assert sum(bool(r.get("error")) for r in read_jsonl(preds)) == 5
+    assert (
+        main(_run_args(questions, video_root, preds, *model, "--tasks", "open_ended", "--retry-errors")) == 0
+    )
+    records = {r["question_id"]: r for r in read_jsonl(preds)}
+    assert len(records) == 21 and not records["u3/open_ended"].get("error")
+    # the binary failures were not asked, so they stay recorded (not silently dropped from the file)
+    assert all(
+        records[f"u3/{c}/{k}"]["error"]
+        for c in ("action", "scene")
+        for k in ("ground_truth", "hallucination")
+    )
+
+
+def test_foreign_predictions_refused_before_the_model_is_loaded(
+    tmp_path: Path, annotations_file: Path, video_root: Path, capsys
+) -> None:
+    questions = _build(tmp_path, annotations_file)
+    preds = write_jsonl(tmp_path / "preds.jsonl", [{"question_id": "other/q1", "prediction": "yes"}])
+    capsys.readouterr()
+    # the model class does not exist: loading it would fail, but the predictions file is checked first
+    args = _run_args(questions, video_root, preds, "--model-class", "no_such_module_xyz:Model")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"error: {preds}:1: field 'question_id': 'other/q1' is not in the questions file" in err
+    assert "no_such_module_xyz" not in err
+
+
+def test_locked_predictions_file_is_one_clear_line(
+    tmp_path: Path, annotations_file: Path, video_root: Path, capsys
+) -> None:
+    fcntl = pytest.importorskip("fcntl")  # the lock is POSIX only
+    questions = _build(tmp_path, annotations_file)
+    preds = tmp_path / "preds.jsonl"
+    capsys.readouterr()
+    with open(tmp_path / "preds.jsonl.lock", "w") as held:  # another run holds the lock
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code = main(
+            _run_args(questions, video_root, preds, "--model-class", "unscene_fake_models:OracleModel")
+        )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"error: another run is writing {preds} (lock {preds}.lock is held)"]
+    assert not preds.exists() or not read_jsonl(preds)

@@ -147,7 +147,9 @@ def test_open_ended_scoring_cache_and_missing_judgments(chat_server, tmp_path: P
     assert first_requests == 5 + 2  # five good judgments, one failing judgment tried twice
 
     results = build_results(questions, preds, score_binary(questions, preds), oe, judge=judge, model_name="m")
-    assert results["judge"] == {"model": "judge-model", "comparable_to_paper": True}
+    # not a GPT model: its numbers are not comparable with the paper's GPT-3.5 judge
+    assert results["judge"] == {"model": "judge-model", "comparable_to_paper": False}
+    assert "NOT comparable" in format_table(results)
     assert results["counts"]["failed_or_missing_judgments"] == 1
     assert results["counts"]["open_ended_model_failures"] == 1
     assert "judge-model" in format_table(results)
@@ -219,3 +221,69 @@ def test_lexical_judge_label_reaches_results() -> None:
     assert results["judge"]["comparable_to_paper"] is False
     assert "NOT comparable" in format_table(results)
     assert results["open_ended"]["scene_only_action"] == pytest.approx((5 + 0) / 2)
+
+
+@pytest.mark.parametrize(
+    ("model", "comparable"),
+    [
+        ("gpt-3.5-turbo", True),
+        ("gpt-3.5-turbo-0125", True),
+        ("GPT-4o", True),
+        ("meta-llama/Llama-3.1-8B-Instruct", False),
+        ("Qwen2.5-7B-Instruct", False),
+        ("judge-model", False),
+        ("chatgpt", False),
+    ],
+)
+def test_only_a_gpt_judge_is_comparable_to_the_paper(chat_server, model: str, comparable: bool) -> None:
+    questions = _questions()
+    preds = _predictions()
+    judge = OpenAIJudge(_client(chat_server, model=model))
+    assert judge.comparable is comparable
+    oe = score_open_ended(questions, preds, judge, workers=1)
+    results = build_results(questions, preds, score_binary(questions, preds), oe, judge=judge, model_name="m")
+    assert results["judge"] == {"model": model, "comparable_to_paper": comparable}
+    assert ("NOT comparable" in format_table(results)) is not comparable
+
+
+def test_cache_is_keyed_by_endpoint(chat_server, other_chat_server, tmp_path: Path) -> None:
+    """Two servers serving different models under the same name do not share cached replies."""
+    chat_server.responder = lambda body: ("reply", '{"score": 4}')
+    other_chat_server.responder = lambda body: ("reply", '{"score": 1}')
+    path = tmp_path / "cache.jsonl"
+    args = ("action", "surfing", "Someone surfs.")
+    first = OpenAIJudge(_client(chat_server, model="same-name"), ResponseCache(path)).judge(*args)
+    assert first.score == 4.0 and not first.cached
+    second = OpenAIJudge(_client(other_chat_server, model="same-name"), ResponseCache(path)).judge(*args)
+    assert second.score == 1.0 and not second.cached
+    assert len(chat_server.requests) == 1 and len(other_chat_server.requests) == 1
+    # each endpoint's reply is still cached for that endpoint
+    again = OpenAIJudge(_client(chat_server, model="same-name"), ResponseCache(path)).judge(*args)
+    assert again.score == 4.0 and again.cached and len(chat_server.requests) == 1
+    # the default endpoint and its explicit URL are the same endpoint
+    messages = judge_messages(*args)
+    assert cache_key(ChatSettings(model="m"), messages) == cache_key(
+        ChatSettings(model="m", base_url="https://api.openai.com/v1/"), messages
+    )
+    assert cache_key(ChatSettings(model="m"), messages) != cache_key(
+        ChatSettings(model="m", base_url=chat_server.url), messages
+    )
+
+
+def test_cache_entries_from_before_the_endpoint_was_keyed_are_misses(chat_server, tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    settings = _client(chat_server).settings
+    messages = judge_messages("action", "surfing", "Someone surfs.")
+    old_blob = json.dumps(  # the old key: no endpoint in it
+        {"model": settings.model, "messages": messages, "temperature": 0.0, "seed": 0},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    old_key = hashlib.sha256(old_blob.encode("utf-8")).hexdigest()
+    path = tmp_path / "cache.jsonl"
+    path.write_text(json.dumps({"key": old_key, "model": settings.model, "content": '{"score": 0}'}) + "\n")
+    j = OpenAIJudge(_client(chat_server), ResponseCache(path)).judge("action", "surfing", "Someone surfs.")
+    assert j.score == 4.0 and not j.cached and len(chat_server.requests) == 1
+    assert len(ResponseCache(path)) == 2  # the old entry is left alone, the new one added

@@ -73,7 +73,7 @@ HAND_WORKED = {
     # unusual / action: u1 right; u2 ground truth unparseable (and hallucination wrong); u3 failed -> 1/3
     "u1/action/ground_truth": "Yes, someone is kicking a ball.",
     "u1/action/hallucination": "No.",
-    "u2/action/ground_truth": "No one is doing parkour.",
+    "u2/action/ground_truth": "Someone might be doing parkour.",
     "u2/action/hallucination": "Yes, a man washes hands.",
     "u3/action/ground_truth": ValueError("cannot decode"),
     "u3/action/hallucination": ValueError("cannot decode"),
@@ -161,7 +161,8 @@ STYLES = [
     ("No.", "no"),
     ("no, there is not", "no"),
     ("**No**", "no"),
-    ("No one is there.", None),
+    ("No one is there.", "no"),
+    ("No people are there.", None),
     ("I am not sure.", None),
 ]
 
