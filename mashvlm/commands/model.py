@@ -55,13 +55,3 @@ def register(subparsers) -> None:
     llava.add_argument("--num-frames", type=int, default=16)
     llava.add_argument("--rope-variant", choices=["harmonic", "balanced", "distinct"], default="harmonic")
     llava.set_defaults(func=_convert_llava)
-
-    demo = subparsers.add_parser("demo", help="the main job (see README)")
-    demo.add_argument("--out", default="runs/demo")
-    demo.set_defaults(func=_demo)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from .random_demo import run
-
-    return run(args)

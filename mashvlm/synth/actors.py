@@ -10,14 +10,14 @@ Motion parameters are in frame heights and seconds, so the world can be rendered
 frame rates. Ranges (per video; phase uniform, horizontal direction +-1):
 
 =========  ==============================================================================
-jumping    vertical bounce ``-A|sin(pi t / P)|``, A 0.14-0.22, bounce period P 1.0-1.4 s
-dribbling  same bounce, small and fast: A 0.05-0.08, P 0.6-0.8 s
-running    steady horizontal translation, 0.30-0.42 heights/s
-skiing     steady diagonal descent, 0.16-0.24 heights/s on each axis
-swimming   slow horizontal drift 0.07-0.12 heights/s, plus a small vertical bob A 0.02-0.035, P 0.8-1.2 s
-waving     small fast horizontal oscillation, A 0.04-0.07, P 0.55-0.75 s
-boxing     one-sided forward jabs (fast out, slower back, rest), reach 0.12-0.18, every 1.0-1.3 s
-spinning   circular orbit, radius 0.06-0.10, period 0.8-1.2 s
+jumping    vertical bounce ``-A|sin(pi t / P)|``, A 0.22-0.32, bounce period P 1.0-1.4 s
+dribbling  same bounce, small and fast: A 0.09-0.13, P 0.5-0.7 s
+running    steady horizontal translation, 0.40-0.55 heights/s
+skiing     steady diagonal descent, 0.22-0.30 heights/s on each axis
+swimming   slow horizontal drift 0.12-0.18 heights/s, plus a vertical bob A 0.04-0.06, P 0.8-1.2 s
+waving     fast horizontal oscillation, A 0.10-0.15, P 0.55-0.75 s
+boxing     one-sided forward jabs (fast out, slower back, rest), reach 0.22-0.30, every 1.0-1.3 s
+spinning   circular orbit, radius 0.12-0.18, period 0.8-1.2 s
 =========  ==============================================================================
 """
 
@@ -62,28 +62,28 @@ def _bounce(amp: tuple[float, float], period: tuple[float, float]) -> Motion:
 
 
 def _running(rng, t):
-    v, d = rng.uniform(0.30, 0.42), _sign(rng)
+    v, d = rng.uniform(0.40, 0.55), _sign(rng)
     return d * v * t, np.zeros_like(t)
 
 
 def _skiing(rng, t):
-    vx, vy, d = rng.uniform(0.16, 0.24), rng.uniform(0.16, 0.24), _sign(rng)
+    vx, vy, d = rng.uniform(0.22, 0.30), rng.uniform(0.22, 0.30), _sign(rng)
     return d * vx * t, vy * t
 
 
 def _swimming(rng, t):
-    v, d = rng.uniform(0.07, 0.12), _sign(rng)
-    a, p, ph = rng.uniform(0.02, 0.035), rng.uniform(0.8, 1.2), _phase(rng)
+    v, d = rng.uniform(0.12, 0.18), _sign(rng)
+    a, p, ph = rng.uniform(0.04, 0.06), rng.uniform(0.8, 1.2), _phase(rng)
     return d * v * t, a * np.sin(2 * np.pi * t / p + ph)
 
 
 def _waving(rng, t):
-    a, p, ph = rng.uniform(0.04, 0.07), rng.uniform(0.55, 0.75), _phase(rng)
+    a, p, ph = rng.uniform(0.10, 0.15), rng.uniform(0.55, 0.75), _phase(rng)
     return a * np.sin(2 * np.pi * t / p + ph), np.zeros_like(t)
 
 
 def _boxing(rng, t):
-    reach, p, d = rng.uniform(0.12, 0.18), rng.uniform(1.0, 1.3), _sign(rng)
+    reach, p, d = rng.uniform(0.22, 0.30), rng.uniform(1.0, 1.3), _sign(rng)
     cycle = np.mod(t / p + rng.uniform(0, 1), 1.0)
     # Jab: out in the first 20% of the cycle, back over the next 35%, then a guard pause.
     jab = np.where(cycle < 0.2, cycle / 0.2, np.where(cycle < 0.55, 1 - (cycle - 0.2) / 0.35, 0.0))
@@ -91,20 +91,20 @@ def _boxing(rng, t):
 
 
 def _spinning(rng, t):
-    r, p, ph, d = rng.uniform(0.06, 0.10), rng.uniform(0.8, 1.2), _phase(rng), _sign(rng)
+    r, p, ph, d = rng.uniform(0.12, 0.18), rng.uniform(0.8, 1.2), _phase(rng), _sign(rng)
     ang = d * 2 * np.pi * t / p + ph
     return r * np.cos(ang), r * np.sin(ang)
 
 
 MOTIONS: dict[str, Motion] = {
-    "jumping": _bounce((0.14, 0.22), (1.0, 1.4)),
+    "jumping": _bounce((0.22, 0.32), (1.0, 1.4)),
     "running": _running,
     "spinning": _spinning,
     "waving": _waving,
     "boxing": _boxing,
     "skiing": _skiing,
     "swimming": _swimming,
-    "dribbling": _bounce((0.05, 0.08), (0.6, 0.8)),
+    "dribbling": _bounce((0.09, 0.13), (0.5, 0.7)),
 }
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from mashvlm.synth.labels import SCENE_PREPOSITION
 
-# The ``i`` (instruction) field of VideoChat2 QA entries.
+# The ``i`` (instruction) field of VideoChat2 QA entries. Empty: UNSCENE asks its questions bare, and
+# training on the same wording keeps the test questions in distribution.
 OPEN_INSTRUCTION = ""
-YES_NO_INSTRUCTION = "Answer the question with yes or no."
+YES_NO_INSTRUCTION = ""
 
 YES = "Yes."
 NO = "No."
@@ -28,9 +29,10 @@ Q_DESCRIBE = "Describe the video in detail."
 A_DESCRIBE_ACTION = "A person is {action} {scene_at}."
 A_DESCRIBE_EMPTY = "An empty {scene} with no people."
 
-# Yes/no questions, asked with the true label (answer yes) or another label (answer no).
+# Yes/no questions, asked with the true label (answer yes) or another label (answer no). Worded exactly
+# as the UNSCENE builder words them (``mashvlm.unscene.builder``; a test keeps the two in step).
 Q_ACTION_YN = "Is someone {action} in the video?"
-Q_SCENE_YN = "Is this video taken {scene_at}?"
+Q_SCENE_YN = "Does this video take place in {scene_a}?"
 Q_EMPTY_YN = "Is this an empty {scene} with no people?"
 
 

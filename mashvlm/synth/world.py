@@ -172,7 +172,7 @@ def unscene_record(config: WorldConfig, spec: VideoSpec) -> dict[str, Any]:
         "action": spec.action,
         "scene": spec.scene,
         "hallucinated_actions": h_actions,
-        "hallucinated_scenes": h_scenes,
+        "hallucinated_scenes": h_scenes or None,  # UNSCENE: null, not [], when there is nothing to ask
     }
 
 

@@ -138,7 +138,7 @@ def test_unscene_annotations_hold_the_bias_and_never_the_ground_truth(tiny_world
         assert r["hallucinated_scenes"] == [TYPICAL_SCENE[r["action"]]]
         assert r["action"] not in r["hallucinated_actions"] and r["scene"] not in r["hallucinated_scenes"]
     for r in scene_only:
-        assert r["set"] == "scene_only" and r["action"] is None and r["hallucinated_scenes"] == []
+        assert r["set"] == "scene_only" and r["action"] is None and r["hallucinated_scenes"] is None
         assert r["hallucinated_actions"] == [a for a in ACTIONS if TYPICAL_SCENE[a] == r["scene"]]
     for r in usual:
         assert r["set"] == "usual_context"
@@ -297,3 +297,25 @@ def test_another_config_needs_force(tmp_path, tiny_config):
     world = build_world(tmp_path, tiny_config(n_train=8), seed=2, force=True, workers=1, progress=False)
     assert len(list(tmp_path.rglob("*.mp4"))) == 8 + 16 + 16 + 8 == len(world.videos)
     assert (tmp_path / "notes.txt").read_text() == "mine"  # --force only removes the world's own files
+
+
+def test_training_questions_are_worded_as_unscene_asks_them():
+    from mashvlm.unscene import builder
+
+    for action in ACTIONS:
+        assert T.fill(T.Q_ACTION_YN, action=action) == builder.action_question(action)
+    for scene in SCENES + NEUTRAL_SCENES:
+        assert T.fill(T.Q_SCENE_YN, scene=scene) == builder.scene_question(scene)
+        assert T.fill(T.Q_EMPTY_YN, scene=scene) == builder.scene_only_gt_question(scene)
+    assert T.Q_DESCRIBE == builder.OPEN_ENDED_PROMPT
+
+
+def test_world_annotations_pass_unscene_validation_and_build(tiny_world):
+    from mashvlm.unscene.builder import build_questions
+    from mashvlm.unscene.formats import load_annotations
+
+    anns = load_annotations(tiny_world.unscene_file("unusual_context")) + load_annotations(
+        tiny_world.unscene_file("scene_only")
+    )
+    questions = build_questions(anns, seed=0)
+    assert len(questions) == 16 * 5 + 8 * 3

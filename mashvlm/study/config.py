@@ -1,0 +1,118 @@
+"""What the action-scene study trains and compares: presets, model variants, and the ablation grid.
+
+Every variant is a set of MASH options (``MashVlmConfig`` fields). The two that ``mashvlm demo``
+compares are the LLaVA-style baseline (causal attention over all video tokens, standard RoPE) and
+MASH-VLM (DST-attention, Harmonic-RoPE). ``--full`` adds the cells of the paper's Tables 5-7.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ABLATION_TABLES", "PRESETS", "StudyConfig", "VARIANTS", "variant_options"]
+
+# name -> (label, MASH options). Attention switches follow DESIGN §3 / Table 6's reading: a ✓ in the
+# paper's "Spatial -> Temporal" column (key -> query) disables temporal queries attending spatial keys.
+_LLAVA = dict(temporal_attention="causal", spatial_attention="causal", spatial_attends_temporal=True,
+              temporal_attends_spatial=False)
+_DST = dict(temporal_attention="causal", spatial_attention="bidirectional", spatial_attends_temporal=False,
+            temporal_attends_spatial=False)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "baseline": ("Baseline (causal, RoPE)", {**_LLAVA, "rope_variant": "distinct"}),
+    "mash": ("MASH-VLM (DST, Harmonic-RoPE)", {**_DST, "rope_variant": "harmonic"}),
+    # Table 5: attention type per token type (no disentangling, standard RoPE).
+    "t5_bidir_bidir": ("temporal bi-dir / spatial bi-dir", dict(
+        temporal_attention="bidirectional", spatial_attention="bidirectional", spatial_attends_temporal=True,
+        temporal_attends_spatial=False, rope_variant="distinct")),
+    "t5_bidir_causal": ("temporal bi-dir / spatial causal", dict(
+        temporal_attention="bidirectional", spatial_attention="causal", spatial_attends_temporal=True,
+        temporal_attends_spatial=False, rope_variant="distinct")),
+    "t5_causal_bidir": ("temporal causal / spatial bi-dir", dict(
+        temporal_attention="causal", spatial_attention="bidirectional", spatial_attends_temporal=True,
+        temporal_attends_spatial=False, rope_variant="distinct")),
+    # Table 6: disentangling (temporal causal, spatial bi-directional, standard RoPE).
+    "t6_none": ("no disentangling", dict(
+        temporal_attention="causal", spatial_attention="bidirectional", spatial_attends_temporal=True,
+        temporal_attends_spatial=True, rope_variant="distinct")),
+    "t6_spatial_only": ("spatial <- temporal off", dict(
+        temporal_attention="causal", spatial_attention="bidirectional", spatial_attends_temporal=False,
+        temporal_attends_spatial=True, rope_variant="distinct")),
+    "t6_both": ("both directions off (DST)", {**_DST, "rope_variant": "distinct"}),
+    # Table 7: positions under DST-attention.
+    "t7_balanced": ("balanced only", {**_DST, "rope_variant": "balanced"}),
+}
+
+# The paper's ablation tables as (row label, variant name); a variant shared by two tables is trained once.
+ABLATION_TABLES: dict[str, list[tuple[str, str]]] = {
+    "Table 5: attention type (temporal / spatial)": [
+        ("causal / causal", "baseline"),
+        ("bi-dir / bi-dir", "t5_bidir_bidir"),
+        ("bi-dir / causal", "t5_bidir_causal"),
+        ("causal / bi-dir", "t5_causal_bidir"),
+    ],
+    "Table 6: disentangling (S->T off, T->S off)": [
+        ("yes / no", "t5_causal_bidir"),
+        ("no / yes", "t6_spatial_only"),
+        ("no / no", "t6_none"),
+        ("yes / yes", "t6_both"),
+    ],
+    "Table 7: positions": [
+        ("distinct only", "t6_both"),
+        ("balanced only", "t7_balanced"),
+        ("distinct & balanced (harmonic)", "mash"),
+    ],
+}
+
+
+def variant_options(name: str) -> dict[str, Any]:
+    if name not in VARIANTS:
+        raise KeyError(f"unknown study variant {name!r}; known: {sorted(VARIANTS)}")
+    return dict(VARIANTS[name][1])
+
+
+@dataclass
+class StudyConfig:
+    """Everything one study run depends on; saved beside its results."""
+
+    world: dict[str, Any] = field(default_factory=dict)  # WorldConfig overrides
+    world_seed: int = 0
+    # The tiny model (mashvlm.modeling.tiny.tiny_processor_and_config keyword arguments).
+    tiny: dict[str, Any] = field(default_factory=lambda: dict(
+        image_size=32, patch_size=8, num_frames=8, vision_hidden=64, vision_layers=3, text_hidden=128,
+        text_layers=2, heads=4))
+    tower_steps: int = 1000
+    tower_seed: int = 0
+    learning_rate: float = 2e-3
+    max_steps: int = 2000
+    batch_size: int = 32
+    warmup_ratio: float = 0.05
+    seeds: list[int] = field(default_factory=lambda: [0])
+    variants: list[str] = field(default_factory=lambda: ["baseline", "mash"])
+    max_new_tokens: int = 24
+
+    def __post_init__(self) -> None:
+        for name in self.variants:
+            variant_options(name)
+        if not self.seeds:
+            raise ValueError("need at least one seed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _full_variants() -> list[str]:
+    names = ["baseline", "mash"]
+    for rows in ABLATION_TABLES.values():
+        names += [v for _, v in rows if v not in names]
+    return names
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # ~3 minutes: a small world, short training; enough to see the pipeline work, not to compare models.
+    "quick": dict(world=dict(n_train=320, n_test_usual=48, n_test_unusual=48, n_test_scene_only=24),
+                  tower_steps=150, max_steps=250),
+    "default": {},
+    "full": dict(seeds=[0, 1, 2], variants=_full_variants()),
+}

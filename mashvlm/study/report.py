@@ -1,0 +1,112 @@
+"""The study's report: Table-2-style text table per variant, the ablation tables, results JSON and a chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mashvlm.study.config import ABLATION_TABLES, VARIANTS
+
+__all__ = ["format_comparison", "format_ablations", "plot_comparison", "write_report"]
+
+_ROWS = (
+    ("binary", "scene_only_action", "UNSCENE binary  scene-only action"),
+    ("binary", "unusual_action", "                unusual-context action"),
+    ("binary", "unusual_scene", "                unusual-context scene"),
+    ("binary", "average", "                average"),
+    ("open_ended", "scene_only_action", "open-ended*     scene-only action"),
+    ("open_ended", "unusual_action", "                unusual-context action"),
+    ("open_ended", "unusual_scene", "                unusual-context scene"),
+    ("open_ended", "average", "                average"),
+    ("usual", "action", "usual context   action"),
+    ("usual", "scene", "                scene"),
+    ("usual", "average", "                average"),
+)
+
+
+def _cell(stat: dict[str, Any], digits: int) -> str:
+    if stat["mean"] is None:
+        return "n/a"
+    if stat["n"] > 1:
+        return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+    return f"{stat['mean']:.{digits}f}"
+
+
+def format_comparison(results: dict[str, Any], variants: list[str] | None = None) -> str:
+    """Rows = the paper's Table 2 metrics (+ usual context), columns = variants (mean ± std over seeds)."""
+    summary = results["summary"]
+    variants = variants or list(summary)
+    labels = [VARIANTS[v][0] for v in variants]
+    width = max(24, *(len(label) for label in labels))
+    seeds = sorted({s for v in variants for s in summary[v]["seeds"]})
+    lines = [f"{'':40}" + "".join(f"{label:>{width + 2}}" for label in labels)]
+    for section, key, title in _ROWS:
+        digits = 2 if section == "open_ended" else 1
+        lines.append(f"{title:40}" + "".join(f"{_cell(summary[v][section][key], digits):>{width + 2}}"
+                                             for v in variants))
+    lines.append("")
+    lines.append("Binary and usual-context: dual accuracy (%), a pair counts only if both answers are right.")
+    lines.append("* open-ended 0-5 by the offline lexical judge: not comparable to GPT-judge numbers.")
+    lines.append(f"seeds: {seeds}" + (" (mean ± sample std)" if len(seeds) > 1 else ""))
+    return "\n".join(lines) + "\n"
+
+
+def format_ablations(results: dict[str, Any]) -> str:
+    """The paper's Tables 5-7 on the study's world, for the variants that were run."""
+    summary = results["summary"]
+    blocks = []
+    for title, rows in ABLATION_TABLES.items():
+        if not all(v in summary for _, v in rows):
+            continue
+        lines = [title, f"  {'':34}{'UNSCENE binary':>18}{'usual context':>18}"]
+        for label, variant in rows:
+            s = summary[variant]
+            lines.append(f"  {label:34}{_cell(s['binary']['average'], 1):>18}{_cell(s['usual']['average'], 1):>18}")
+        blocks.append("\n".join(lines))
+    return ("\n\n".join(blocks) + "\n") if blocks else ""
+
+
+def plot_comparison(results: dict[str, Any], path: Path, variants: list[str] | None = None) -> None:
+    """Grouped bars: the three UNSCENE categories, their average and usual context, per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    summary = results["summary"]
+    variants = variants or list(summary)
+    metrics = [("binary", "scene_only_action", "scene-only\naction"), ("binary", "unusual_action", "unusual\naction"),
+               ("binary", "unusual_scene", "unusual\nscene"), ("binary", "average", "UNSCENE\naverage"),
+               ("usual", "average", "usual\ncontext")]
+    x = np.arange(len(metrics))
+    width = 0.8 / len(variants)
+    fig, ax = plt.subplots(figsize=(1.6 * len(metrics) + 1, 3.6))
+    for i, v in enumerate(variants):
+        means = [summary[v][s][k]["mean"] or 0.0 for s, k, _ in metrics]
+        stds = [summary[v][s][k]["std"] or 0.0 for s, k, _ in metrics]
+        ax.bar(x + (i - (len(variants) - 1) / 2) * width, means, width, yerr=stds, capsize=3,
+               label=VARIANTS[v][0])
+    ax.set_xticks(x, [m[2] for m in metrics])
+    ax.set_ylabel("dual accuracy (%)")
+    ax.set_ylim(0, 100)
+    seeds = sorted({s for v in variants for s in summary[v]["seeds"]})
+    ax.set_title(f"Synthetic action-scene study (seeds {seeds})", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def write_report(out_dir: Path, results: dict[str, Any]) -> str:
+    """Write study_results.json, study_table.txt and study.png; return the text report."""
+    main = [v for v in ("baseline", "mash") if v in results["summary"]]
+    text = format_comparison(results, main)
+    ablations = format_ablations(results)
+    if ablations:
+        text += "\n" + ablations
+    (out_dir / "study_results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out_dir / "study_table.txt").write_text(text)
+    plot_comparison(results, out_dir / "study.png", main)
+    return text

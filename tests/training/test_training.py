@@ -1,0 +1,100 @@
+"""Instruction tuning on a few steps: the loss falls, a killed run resumes from its checkpoint step."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import transformers
+
+from mashvlm.training.config import TrainConfig
+from mashvlm.training.data import DataFormatError, load_videochat2_json
+from mashvlm.training.trainer import train
+
+
+def _config(world, out, tiny, **overrides):
+    base = dict(
+        train_file=str(world.instruct_file("train")),
+        video_root=str(world.root),
+        output_dir=str(out),
+        tiny=tiny,
+        learning_rate=3e-3,
+        per_device_train_batch_size=8,
+        warmup_ratio=0.0,
+        lr_scheduler_type="constant",
+        logging_steps=1,
+        save_steps=1000,
+        seed=0,
+    )
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def _losses(history):
+    return {h["step"]: h["loss"] for h in history if "loss" in h}
+
+
+def test_loss_falls_and_the_model_is_saved(small_world, tiny_model_kwargs, tmp_path):
+    result = train(_config(small_world, tmp_path, tiny_model_kwargs, max_steps=30))
+    losses = list(_losses(result.log_history).values())
+    assert len(losses) == 30
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+    assert (result.final_dir / "model.safetensors").is_file()
+    assert (result.final_dir / "processor_config.json").is_file() or (result.final_dir / "tokenizer.json").is_file()
+    assert (tmp_path / "loss.png").is_file() and json.loads((tmp_path / "train_log.json").read_text())["global_step"] == 30
+    # The vision tower stays frozen as in the paper (its weights are the seeded initial ones); the LLM moved.
+    from mashvlm.modeling import MashVlmForConditionalGeneration
+    from mashvlm.modeling.tiny import tiny_model
+
+    tuned = MashVlmForConditionalGeneration.from_pretrained(result.final_dir)
+    initial = tiny_model(tuned.config, seed=0)
+    for (name, p), q in zip(tuned.model.vision_tower.named_parameters(), initial.model.vision_tower.parameters(),
+                            strict=True):
+        assert torch.equal(p, q), name
+    assert not torch.equal(tuned.lm_head.weight, initial.lm_head.weight)
+    again = train(_config(small_world, tmp_path, tiny_model_kwargs, max_steps=30))
+    assert again.reused and again.global_step == 30
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_step(small_world, tiny_model_kwargs, tmp_path, monkeypatch):
+    whole = train(_config(small_world, tmp_path / "whole", tiny_model_kwargs, max_steps=8))
+
+    real_step = transformers.Trainer.training_step
+
+    def killed_at_step_6(self, *args, **kwargs):
+        if self.state.global_step == 6:
+            raise KeyboardInterrupt
+        return real_step(self, *args, **kwargs)
+
+    out = tmp_path / "killed"
+    monkeypatch.setattr(transformers.Trainer, "training_step", killed_at_step_6)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(small_world, out, tiny_model_kwargs, max_steps=8, save_steps=4))
+    assert (out / "checkpoint-4").is_dir() and not (out / "final").exists()
+    steps_run = []
+
+    def counted(self, *args, **kwargs):
+        steps_run.append(self.state.global_step + 1)
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.Trainer, "training_step", counted)
+    resumed = train(_config(small_world, out, tiny_model_kwargs, max_steps=8, save_steps=4))
+    assert resumed.resumed_from is not None and resumed.resumed_from.endswith("checkpoint-4")
+    assert resumed.global_step == 8
+    assert steps_run == [5, 6, 7, 8]  # steps 1-4 are not trained again
+    after = _losses(resumed.log_history)
+    # Same data order, same RNG state: the resumed steps match the uninterrupted run's.
+    reference = _losses(whole.log_history)
+    for step in range(5, 9):
+        assert after[step] == pytest.approx(reference[step], rel=1e-4, abs=1e-5)
+
+
+def test_bad_training_file_names_the_record_and_field(tmp_path):
+    bad = tmp_path / "train.json"
+    bad.write_text(json.dumps([{"video": "a.mp4", "QA": [{"q": "Where?", "a": "Here."}]}, {"video": "../x.mp4", "QA": []}]))
+    with pytest.raises(DataFormatError, match=r"record 1: field 'video'"):
+        load_videochat2_json(bad)
+    bad.write_text(json.dumps([{"video": "a.mp4", "QA": [{"q": "Where?"}]}]))
+    with pytest.raises(DataFormatError, match=r"record 0: QA\[0\]\.a"):
+        load_videochat2_json(bad)
