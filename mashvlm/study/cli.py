@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from mashvlm.study.config import PRESETS, VARIANTS, StudyConfig
 
@@ -60,7 +61,6 @@ def _config(args: argparse.Namespace) -> tuple[str, StudyConfig]:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from mashvlm.study.report import write_report
     from mashvlm.study.run import run_study
 
     try:
@@ -72,12 +72,13 @@ def _demo(args: argparse.Namespace) -> int:
     start = time.monotonic()
     print(f"MASH-VLM action-scene study ({preset}): {len(config.variants)} variant(s) x {len(config.seeds)} "
           f"seed(s), {config.max_steps} steps each -> {out}", flush=True)
-    results = run_study(out, config, progress=not args.no_progress, log=lambda m: print(m, flush=True))
-    from pathlib import Path
-
-    text = write_report(Path(out), results)
+    try:
+        run_study(out, config, progress=not args.no_progress, log=lambda m: print(m, flush=True))
+    except ValueError as err:  # another study in --out, or bad input files (named in the message)
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print()
-    print(text, end="")
+    print((Path(out) / "study_table.txt").read_text(), end="")
     print(f"\nresults: {out}/study_results.json, {out}/study_table.txt, {out}/study.png "
           f"({time.monotonic() - start:.0f} s)")
     if preset == "quick":

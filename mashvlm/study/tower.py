@@ -1,8 +1,8 @@
 """A short supervised pre-training of the study's tiny CLIP vision tower on the world's frames.
 
-The paper's tower is a CLIP ViT pre-trained on images and then frozen. A randomly initialised tiny tower
-kept frozen gave features from which the LLM never even learned whether a person is in the video. So, in
-place of CLIP's image pre-training, the tower learns per frame what a single image shows, read from the
+The paper's tower is a CLIP ViT pre-trained on images and then frozen. Here, in place of CLIP's image
+pre-training (a frozen random tower gives the LLM no reason to see a few-pixel actor; see docs/synth.md
+for what was tried), the tower learns per frame what a single image shows, read from the
 features at ``vision_feature_layer`` (the ones the LLM sees): the scene (from the patch features),
 whether a person is there and where (from the CLS feature and, linearly, from the mean patch feature, so
 that the paper's frame-difference tokens carry the person's velocity), and which patch holds the person.

@@ -51,12 +51,13 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     assert json.loads((out / "study_results.json").read_text())["runs"] == results["runs"]
 
 
-def test_demo_refuses_to_mix_two_configurations(tmp_path):
+def test_demo_refuses_to_mix_two_configurations(tmp_path, capsys):
     out = tmp_path / "demo"
     out.mkdir()
     (out / "study_config.json").write_text(json.dumps(StudyConfig(max_steps=1).to_dict()))
-    with pytest.raises(ValueError, match="another configuration"):
-        main(["demo", "--out", str(out), "--no-progress", "--steps", "2"])
+    assert main(["demo", "--out", str(out), "--no-progress", "--steps", "2"]) == 2
+    assert "another configuration" in capsys.readouterr().err
+    assert not (out / "world").exists()
 
 
 def test_bad_settings_are_reported(capsys):
