@@ -33,9 +33,9 @@ import numpy as np
 
 from mashvlm.synth import templates as T
 from mashvlm.synth.config import SPLITS, WorldConfig
-from mashvlm.synth.encode import write_video_deterministic
 from mashvlm.synth.labels import NEUTRAL_SCENES
 from mashvlm.synth.render import QA_STREAM, Clip, camera_pan, child_rng, plan_seed, render_video, video_seed
+from mashvlm.video import write_video
 
 __all__ = [
     "FORMAT_VERSION",
@@ -317,7 +317,8 @@ def _render_and_write(job: tuple[dict[str, Any], int, VideoSpec, str]) -> str:
     config_dict, seed, spec, path = job
     config = WorldConfig.from_dict(config_dict)
     clip = render_spec(config, seed, spec)
-    write_video_deterministic(path, clip.frames, config.fps, crf=config.crf)
+    # Single-threaded: x264's frame and lookahead threads make the bytes depend on timing.
+    write_video(path, clip.frames, config.fps, crf=config.crf, threads=1)
     return path
 
 

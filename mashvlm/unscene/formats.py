@@ -356,24 +356,27 @@ def parse_annotation(path: str | os.PathLike[str], line: JsonlLine) -> VideoAnno
     )
 
 
-def load_annotations(path: str | os.PathLike[str]) -> list[VideoAnnotation]:
-    """Read and validate a video-annotation file; video ids must be unique."""
-    items: list[VideoAnnotation] = []
+def _load_unique(path, parse, key: str, what: str) -> list[Any]:
+    """Parse every line of a JSONL file; the ``key`` field must be unique and the file non-empty."""
+    items: list[Any] = []
     first_line: dict[str, int] = {}
     for line in read_jsonl(path).lines:
-        ann = parse_annotation(path, line)
-        if ann.video_id in first_line:
+        item = parse(path, line)
+        value = getattr(item, key)
+        if value in first_line:
             raise FormatError(
-                path,
-                line.lineno,
-                "video_id",
-                f"duplicate video_id {ann.video_id!r} (first on line {first_line[ann.video_id]})",
+                path, line.lineno, key, f"duplicate {key} {value!r} (first on line {first_line[value]})"
             )
-        first_line[ann.video_id] = line.lineno
-        items.append(ann)
+        first_line[value] = line.lineno
+        items.append(item)
     if not items:
-        raise FormatError(path, None, None, "no videos in the annotation file")
+        raise FormatError(path, None, None, f"no {what} in the file")
     return items
+
+
+def load_annotations(path: str | os.PathLike[str]) -> list[VideoAnnotation]:
+    """Read and validate a video-annotation file; video ids must be unique."""
+    return _load_unique(path, parse_annotation, "video_id", "videos")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -476,21 +479,7 @@ def parse_question(path: str | os.PathLike[str], line: JsonlLine) -> Question:
 
 def load_questions(path: str | os.PathLike[str]) -> list[Question]:
     """Read and validate a questions file, including the pair structure across lines."""
-    questions: list[Question] = []
-    first_line: dict[str, int] = {}
-    for line in read_jsonl(path).lines:
-        q = parse_question(path, line)
-        if q.question_id in first_line:
-            raise FormatError(
-                path,
-                q.lineno,
-                "question_id",
-                f"duplicate question_id {q.question_id!r} (first on line {first_line[q.question_id]})",
-            )
-        first_line[q.question_id] = q.lineno
-        questions.append(q)
-    if not questions:
-        raise FormatError(path, None, None, "no questions in the file")
+    questions = _load_unique(path, parse_question, "question_id", "questions")
     check_question_structure(path, questions)
     return questions
 
