@@ -81,11 +81,12 @@ class StudyConfig:
     # The tiny model (mashvlm.modeling.tiny.tiny_processor_and_config keyword arguments).
     tiny: dict[str, Any] = field(default_factory=lambda: dict(
         image_size=32, patch_size=8, num_frames=8, vision_hidden=64, vision_layers=3, text_hidden=128,
-        text_layers=2, heads=4))
+        text_layers=3, heads=4))
     tower_steps: int = 1000
     tower_seed: int = 0
-    learning_rate: float = 2e-3
-    max_steps: int = 2000
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.1
+    max_steps: int = 1500
     batch_size: int = 32
     warmup_ratio: float = 0.05
     seeds: list[int] = field(default_factory=lambda: [0])

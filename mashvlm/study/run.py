@@ -107,6 +107,7 @@ def _train(run_dir: Path, world, tower: Path, variant: str, seed: int, config: S
         mash=variant_options(variant),
         vision_tower_weights=str(tower),
         learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
         max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size,
         warmup_ratio=config.warmup_ratio,

@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--neutral-scenes", action="store_true", help="also draw library and kitchen (typical of no action)"
     )
-    p.add_argument("--qa-per-video", type=int, default=None, help="instruction QA entries per train video (5)")
+    p.add_argument("--qa-per-video", type=int, default=None, help="instruction QA entries per train video, 6-8 (6)")
     p.add_argument("--workers", type=int, default=None, help="rendering processes (default: up to 2)")
     p.add_argument("--force", action="store_true", help="delete the world in --out and regenerate it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -35,7 +35,7 @@ class WorldConfig:
     actions: tuple[str, ...] = ACTIONS
     scenes: tuple[str, ...] = SCENES
     typical_scene: dict[str, str] = field(default_factory=lambda: dict(TYPICAL_SCENE))
-    qa_per_video: int = 5  # instruction QA entries per training video
+    qa_per_video: int = 6  # instruction QA entries per training video: 5 yes/no + open ones
     crf: int = 18  # H.264 quality of the written mp4s
 
     def __post_init__(self) -> None:
@@ -67,8 +67,8 @@ class WorldConfig:
                 problems.append(f"action {a!r} needs a typical scene among the world's scenes")
         if min(self.n_train, self.n_test_usual, self.n_test_unusual, self.n_test_scene_only) < 0:
             problems.append("split sizes must be >= 0")
-        if self.qa_per_video < 3:
-            problems.append("qa_per_video must be >= 3")
+        if not 6 <= self.qa_per_video <= 8:
+            problems.append("qa_per_video must be 6-8 (5 yes/no questions and 1-3 open ones)")
         if problems:
             raise ValueError("invalid WorldConfig: " + "; ".join(problems))
 

@@ -227,7 +227,7 @@ def test_test_split_questions_use_the_hallucination_candidates(tiny_world):
 
 def test_world_json_and_manifest(tiny_world):
     meta = json.loads((tiny_world.root / "world.json").read_text())
-    assert meta["format_version"] == 1 and meta["seed"] == 3
+    assert meta["format_version"] == 2 and meta["seed"] == 3
     assert meta["typical_scene"] == TYPICAL_SCENE and meta["actions"] == list(ACTIONS)
     assert WorldConfig.from_dict(meta["config"]) == tiny_world.config
     assert meta["content_hash"] == tiny_world.content_hash
@@ -319,3 +319,21 @@ def test_world_annotations_pass_unscene_validation_and_build(tiny_world):
     )
     questions = build_questions(anns, seed=0)
     assert len(questions) == 16 * 5 + 8 * 3
+
+
+def test_every_train_video_asks_both_answers_of_each_pair(tiny_world):
+    """The label in the question, not the video alone, must decide each yes/no answer."""
+    entries = json.loads((tiny_world.root / "instruct/train.json").read_text())
+    labels = {v.video: (v.action, v.scene) for v in tiny_world.videos}
+    for e in entries:
+        action, scene = labels[e["video"]]
+        asked = {qa["q"]: qa["a"] for qa in e["QA"]}
+        action_qs = [q for q in asked if any(q == T.fill(T.Q_ACTION_YN, action=a) for a in ACTIONS)]
+        scene_qs = [q for q in asked if any(q == T.fill(T.Q_SCENE_YN, scene=s) for s in SCENES)]
+        assert sorted(asked[q] for q in scene_qs) == [T.NO, T.YES]
+        if action is None:
+            assert [asked[q] for q in action_qs] == [T.NO]
+            assert asked[T.fill(T.Q_EMPTY_YN, scene=scene)] == T.YES
+        else:
+            assert sorted(asked[q] for q in action_qs) == [T.NO, T.YES]
+            assert asked[T.fill(T.Q_EMPTY_YN, scene=scene)] == T.NO
