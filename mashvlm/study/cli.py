@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
+from mashvlm.commands import parse_key_values
 from mashvlm.study.config import PRESETS, VARIANTS, StudyConfig
 
 
@@ -39,15 +39,7 @@ def register(subparsers) -> None:
 
 def _config(args: argparse.Namespace) -> tuple[str, StudyConfig]:
     preset = "quick" if args.quick else "full" if args.full else "default"
-    fields = dict(PRESETS[preset])
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects KEY=JSON, got {item!r}")
-        try:
-            fields[key] = json.loads(value)
-        except json.JSONDecodeError:
-            fields[key] = value
+    fields = {**PRESETS[preset], **parse_key_values(args.set)}
     if args.seeds is not None:
         fields["seeds"] = args.seeds
     if args.variants is not None:

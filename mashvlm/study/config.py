@@ -13,35 +13,30 @@ from typing import Any
 
 __all__ = ["ABLATION_TABLES", "PRESETS", "StudyConfig", "VARIANTS", "variant_options"]
 
+
+def _options(temporal: str, spatial: str, spatial_attends_temporal: bool, temporal_attends_spatial: bool,
+             rope: str) -> dict[str, Any]:
+    return dict(temporal_attention=temporal, spatial_attention=spatial,
+                spatial_attends_temporal=spatial_attends_temporal,
+                temporal_attends_spatial=temporal_attends_spatial, rope_variant=rope)
+
+
 # name -> (label, MASH options). Attention switches follow DESIGN §3 / Table 6's reading: a ✓ in the
 # paper's "Spatial -> Temporal" column (key -> query) disables temporal queries attending spatial keys.
-_LLAVA = dict(temporal_attention="causal", spatial_attention="causal", spatial_attends_temporal=True,
-              temporal_attends_spatial=False)
-_DST = dict(temporal_attention="causal", spatial_attention="bidirectional", spatial_attends_temporal=False,
-            temporal_attends_spatial=False)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "baseline": ("Baseline (causal, RoPE)", {**_LLAVA, "rope_variant": "distinct"}),
-    "mash": ("MASH-VLM (DST, Harmonic-RoPE)", {**_DST, "rope_variant": "harmonic"}),
+    "baseline": ("Baseline (causal, RoPE)", _options("causal", "causal", True, False, "distinct")),
+    "mash": ("MASH-VLM (DST, Harmonic-RoPE)", _options("causal", "bidirectional", False, False, "harmonic")),
     # Table 5: attention type per token type (no disentangling, standard RoPE).
-    "t5_bidir_bidir": ("temporal bi-dir / spatial bi-dir", dict(
-        temporal_attention="bidirectional", spatial_attention="bidirectional", spatial_attends_temporal=True,
-        temporal_attends_spatial=False, rope_variant="distinct")),
-    "t5_bidir_causal": ("temporal bi-dir / spatial causal", dict(
-        temporal_attention="bidirectional", spatial_attention="causal", spatial_attends_temporal=True,
-        temporal_attends_spatial=False, rope_variant="distinct")),
-    "t5_causal_bidir": ("temporal causal / spatial bi-dir", dict(
-        temporal_attention="causal", spatial_attention="bidirectional", spatial_attends_temporal=True,
-        temporal_attends_spatial=False, rope_variant="distinct")),
+    "t5_bidir_bidir": ("temporal bi-dir / spatial bi-dir",
+                       _options("bidirectional", "bidirectional", True, False, "distinct")),
+    "t5_bidir_causal": ("temporal bi-dir / spatial causal", _options("bidirectional", "causal", True, False, "distinct")),
+    "t5_causal_bidir": ("temporal causal / spatial bi-dir", _options("causal", "bidirectional", True, False, "distinct")),
     # Table 6: disentangling (temporal causal, spatial bi-directional, standard RoPE).
-    "t6_none": ("no disentangling", dict(
-        temporal_attention="causal", spatial_attention="bidirectional", spatial_attends_temporal=True,
-        temporal_attends_spatial=True, rope_variant="distinct")),
-    "t6_spatial_only": ("spatial <- temporal off", dict(
-        temporal_attention="causal", spatial_attention="bidirectional", spatial_attends_temporal=False,
-        temporal_attends_spatial=True, rope_variant="distinct")),
-    "t6_both": ("both directions off (DST)", {**_DST, "rope_variant": "distinct"}),
+    "t6_none": ("no disentangling", _options("causal", "bidirectional", True, True, "distinct")),
+    "t6_spatial_only": ("spatial <- temporal off", _options("causal", "bidirectional", False, True, "distinct")),
+    "t6_both": ("both directions off (DST)", _options("causal", "bidirectional", False, False, "distinct")),
     # Table 7: positions under DST-attention.
-    "t7_balanced": ("balanced only", {**_DST, "rope_variant": "balanced"}),
+    "t7_balanced": ("balanced only", _options("causal", "bidirectional", False, False, "balanced")),
 }
 
 # The paper's ablation tables as (row label, variant name); a variant shared by two tables is trained once.

@@ -3,21 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-
-def _parse_set(items: list[str]) -> dict:
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value  # a bare string
-    return overrides
+from mashvlm.commands import parse_key_values
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -25,7 +13,10 @@ def _train(args: argparse.Namespace) -> int:
     from .data import DataFormatError
     from .trainer import train
 
-    overrides = _parse_set(args.set)
+    try:
+        overrides = parse_key_values(args.set)
+    except ValueError as err:
+        raise SystemExit(str(err)) from err
     for key in ("train_file", "output_dir", "max_steps", "seed"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)

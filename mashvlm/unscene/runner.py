@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import os
 import sys
 import time
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from mashvlm.commands import parse_key_values
 from mashvlm.unscene.formats import (
     FormatError,
     Prediction,
@@ -100,17 +100,8 @@ class MashVlmModel:
 
 
 def parse_model_args(items: Sequence[str]) -> dict[str, Any]:
-    """``["k=v", ...]`` -> kwargs; values are parsed as JSON when they can be (numbers, true, lists)."""
-    kwargs: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.isidentifier():
-            raise ValueError(f"--model-arg expects KEY=VALUE with KEY a Python identifier, got {item!r}")
-        try:
-            kwargs[key] = json.loads(value)
-        except ValueError:
-            kwargs[key] = value
-    return kwargs
+    """``["k=v", ...]`` -> model kwargs; values are parsed as JSON when they can be (numbers, true, lists)."""
+    return parse_key_values(items, "--model-arg", identifiers=True)
 
 
 def load_model_class(spec: str, kwargs: dict[str, Any] | None = None) -> VideoQAModel:
