@@ -79,6 +79,9 @@ class StudyConfig:
         text_layers=3, heads=4))
     tower_steps: int = 1000
     tower_seed: int = 0
+    # Text-only pre-training of the Llama (mashvlm.study.language); 0 starts instruction tuning from random.
+    language_steps: int = 300
+    language_seed: int = 0
     learning_rate: float = 3e-3
     weight_decay: float = 0.1
     max_steps: int = 1500
@@ -108,7 +111,7 @@ def _full_variants() -> list[str]:
 PRESETS: dict[str, dict[str, Any]] = {
     # ~3 minutes: a small world, short training; enough to see the pipeline work, not to compare models.
     "quick": dict(world=dict(n_train=320, n_test_usual=48, n_test_unusual=48, n_test_scene_only=24),
-                  tower_steps=150, max_steps=250),
+                  tower_steps=150, language_steps=100, max_steps=250),
     "default": {},
     "full": dict(seeds=[0, 1, 2], variants=_full_variants()),
 }

@@ -8,6 +8,7 @@ Layout of ``out_dir``::
 
     world/                       the synthetic world (mp4s, annotations, instruction data)
     vision_tower.safetensors     the frame-pre-trained tower, shared by every model
+    language_model.safetensors   the text-pre-trained Llama, shared by every model (unless language_steps=0)
     unscene/questions.jsonl      UNSCENE questions (unusual context + scene only, with open-ended)
     unscene/usual_questions.jsonl  the same questions on usual-context videos (the learnability check)
     runs/<variant>/seed<k>/      training output, predictions*.jsonl, results.json, usual_results.json
@@ -26,7 +27,8 @@ from typing import Any
 
 from mashvlm.study.config import StudyConfig, variant_options
 
-__all__ = ["prepare_world", "prepare_tower", "prepare_questions", "run_one", "run_study", "summarise"]
+__all__ = ["prepare_world", "prepare_tower", "prepare_language_model", "prepare_questions", "run_one", "run_study",
+           "summarise"]
 
 Log = Callable[[str], None]
 
@@ -68,6 +70,44 @@ def prepare_tower(out_dir: Path, world, config: StudyConfig, progress: bool, log
     return path
 
 
+def _train_config(out_dir: Path, world, config: StudyConfig, **fields: Any):
+    from mashvlm.training.config import TrainConfig
+
+    return TrainConfig(
+        train_file=str(world.instruct_file("train")),
+        video_root=str(world.root),
+        output_dir=str(out_dir),
+        init="tiny",
+        tiny=dict(config.tiny),
+        **fields,
+    )
+
+
+def prepare_language_model(out_dir: Path, world, config: StudyConfig, progress: bool, log: Log) -> Path | None:
+    """The text-pre-trained Llama every variant starts from, or None when ``language_steps`` is 0."""
+    if config.language_steps <= 0:
+        return None
+    from mashvlm.study.language import pretrain_language_model
+    from mashvlm.training.data import load_videochat2_json
+    from mashvlm.training.trainer import build_model_and_processor
+
+    path = out_dir / "language_model.safetensors"
+    metrics_file = out_dir / "language_model.json"
+    if path.is_file() and metrics_file.is_file():
+        return path
+    # Built exactly as instruction tuning builds it, so that the tokenizer (trained on the same data) matches.
+    train_config = _train_config(out_dir / "language_model", world, config, seed=config.language_seed)
+    model, processor = build_model_and_processor(train_config, load_videochat2_json(train_config.train_file,
+                                                                                    world.root))
+    start = time.monotonic()
+    metrics = pretrain_language_model(model, processor, world.config, path, steps=config.language_steps,
+                                      seed=config.language_seed, progress=progress)
+    metrics["seconds"] = round(time.monotonic() - start, 1)
+    metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
+    log(f"language model: held-out text answers exact {metrics['answer_acc']:.3f} ({metrics['seconds']} s)")
+    return path
+
+
 def prepare_questions(out_dir: Path, world) -> tuple[Path, Path]:
     """UNSCENE question files from the world's annotations (same builder and seed as ``unscene build``).
 
@@ -94,18 +134,17 @@ def prepare_questions(out_dir: Path, world) -> tuple[Path, Path]:
     return questions, usual_questions
 
 
-def _train(run_dir: Path, world, tower: Path, variant: str, seed: int, config: StudyConfig, log: Log) -> Path:
-    from mashvlm.training.config import TrainConfig
+def _train(run_dir: Path, world, tower: Path, language_model: Path | None, variant: str, seed: int,
+           config: StudyConfig, log: Log) -> Path:
     from mashvlm.training.trainer import train
 
-    train_config = TrainConfig(
-        train_file=str(world.instruct_file("train")),
-        video_root=str(world.root),
-        output_dir=str(run_dir / "train"),
-        init="tiny",
-        tiny=dict(config.tiny),
+    train_config = _train_config(
+        run_dir / "train",
+        world,
+        config,
         mash=variant_options(variant),
         vision_tower_weights=str(tower),
+        language_model_weights=str(language_model) if language_model else None,
         learning_rate=config.learning_rate,
         weight_decay=config.weight_decay,
         max_steps=config.max_steps,
@@ -142,13 +181,13 @@ def _evaluate(model_dir: Path, questions_file: Path, predictions: Path, world, c
 
 
 def run_one(out_dir: Path, world, tower: Path, questions: tuple[Path, Path], variant: str, seed: int,
-            config: StudyConfig, progress: bool, log: Log) -> dict[str, Any]:
+            config: StudyConfig, progress: bool, log: Log, language_model: Path | None = None) -> dict[str, Any]:
     """Train one (variant, seed), run both question sets, and return its record (also saved as JSON)."""
     run_dir = out_dir / "runs" / variant / f"seed{seed}"
     record_file = run_dir / "record.json"
     if record_file.is_file():
         return json.loads(record_file.read_text())
-    model_dir = _train(run_dir, world, tower, variant, seed, config, log)
+    model_dir = _train(run_dir, world, tower, language_model, variant, seed, config, log)
     name = f"{variant}-seed{seed}"
     results = _evaluate(model_dir, questions[0], run_dir / "predictions.jsonl", world, config, name, True,
                         progress)
@@ -231,9 +270,10 @@ def run_study(out_dir: str | os.PathLike, config: StudyConfig, *, progress: bool
     world = prepare_world(out, config, progress)
     log(f"world: {out / 'world'} ({len(world.videos)} videos)")
     tower = prepare_tower(out, world, config, progress, log)
+    language_model = prepare_language_model(out, world, config, progress, log)
     questions = prepare_questions(out, world)
     records = [
-        run_one(out, world, tower, questions, variant, seed, config, progress, log)
+        run_one(out, world, tower, questions, variant, seed, config, progress, log, language_model)
         for seed in config.seeds
         for variant in config.variants
     ]
@@ -242,6 +282,7 @@ def run_study(out_dir: str | os.PathLike, config: StudyConfig, *, progress: bool
         "world": {"root": str(world.root), "content_hash": world.content_hash,
                   "rho": world.config.rho, "videos": len(world.videos)},
         "vision_tower": json.loads((out / "vision_tower.json").read_text()),
+        "language_model": json.loads((out / "language_model.json").read_text()) if language_model else None,
         "runs": records,
         "summary": summarise(records, config.variants),
         "seconds": round(time.monotonic() - start, 1),

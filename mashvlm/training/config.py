@@ -32,6 +32,8 @@ class TrainConfig:
     mash: dict = field(default_factory=dict)  # rope_variant / attention switches (Tables 5-7)
     num_frames: int | None = None  # for llava init (tiny: tiny["num_frames"])
     vision_tower_weights: str | None = None  # safetensors of a pre-trained tower, loaded before training
+    # safetensors of a text-pre-trained Llama + lm_head (mashvlm.study.language), loaded before training
+    language_model_weights: str | None = None
     freeze_vision_tower: bool = True
     turns: str = "single"
     learning_rate: float = 2e-5
@@ -71,7 +73,7 @@ class TrainConfig:
         unknown = sorted((set(data) | set(overrides)) - names)
         if unknown:
             raise ValueError(f"{path}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
-        for key in ("train_file", "video_root", "vision_tower_weights", "output_dir"):
+        for key in ("train_file", "video_root", "vision_tower_weights", "language_model_weights", "output_dir"):
             if data.get(key) and not os.path.isabs(data[key]):
                 data[key] = str(path.parent / data[key])  # paths in the file are relative to it
         data.update(overrides)  # command-line values are relative to the working directory

@@ -115,7 +115,8 @@ class VideoInstructionDataset(Dataset):
 
 @dataclass
 class VideoInstructionCollator:
-    """Right-pads ``input_ids`` (pad id) and ``labels`` (-100); stacks videos ``[B, T, 3, H, W]``."""
+    """Right-pads ``input_ids`` (pad id) and ``labels`` (-100); stacks videos ``[B, T, 3, H, W]`` (text-only
+    examples, without ``pixel_values_videos``, give a batch without them)."""
 
     pad_token_id: int
 
@@ -129,9 +130,7 @@ class VideoInstructionCollator:
             input_ids[row, :n] = example["input_ids"]
             labels[row, :n] = example["labels"]
             attention_mask[row, :n] = 1
-        return {
-            "input_ids": input_ids,
-            "labels": labels,
-            "attention_mask": attention_mask,
-            "pixel_values_videos": torch.stack([e["pixel_values_videos"] for e in examples]),
-        }
+        batch = {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+        if "pixel_values_videos" in examples[0]:
+            batch["pixel_values_videos"] = torch.stack([e["pixel_values_videos"] for e in examples])
+        return batch

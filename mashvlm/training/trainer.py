@@ -6,6 +6,7 @@ DeepSpeed through TrainingArguments) since the Trainer owns devices, precision a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from .config import TrainConfig
 from .data import InstructionRecord, VideoInstructionCollator, VideoInstructionDataset, load_videochat2_json
 
 FINAL_DIR = "final"
+# What a text-pre-trained language model (``language_model_weights``) holds: the Llama and its head.
+LANGUAGE_MODEL_PREFIXES = ("model.language_model.", "lm_head.")
 
 
 @dataclass
@@ -58,10 +61,51 @@ def build_model_and_processor(
         from safetensors.torch import load_file
 
         model.model.vision_tower.load_state_dict(load_file(config.vision_tower_weights), strict=True)
+    if config.language_model_weights:
+        load_language_model(model, processor, config.language_model_weights)
     if config.freeze_vision_tower:
         model.freeze_vision_tower()
     model.set_attn_implementation(config.attn_implementation)
     return model, processor
+
+
+def tokenizer_fingerprint(processor: MashVlmProcessor) -> str:
+    """A hash of the vocabulary: saved embeddings are only valid with the tokenizer they were trained with."""
+    vocab = sorted(processor.tokenizer.get_vocab().items())
+    return hashlib.sha256(json.dumps(vocab).encode()).hexdigest()[:16]
+
+
+def language_model_state(model: MashVlmForConditionalGeneration) -> dict[str, torch.Tensor]:
+    """The ``LANGUAGE_MODEL_PREFIXES`` part of the state dict (contiguous, detached)."""
+    return {k: v.detach().contiguous() for k, v in model.state_dict().items()
+            if k.startswith(LANGUAGE_MODEL_PREFIXES)}
+
+
+def load_language_model(model: MashVlmForConditionalGeneration, processor: MashVlmProcessor,
+                        path: str | os.PathLike) -> None:
+    """Load a text-pre-trained Llama and ``lm_head`` (``mashvlm.study.language``) into ``model``.
+
+    The weights were trained with one tokenizer; loading them under another would silently scramble
+    every embedding, so the saved tokenizer fingerprint must match.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"language_model_weights: no such file {path}")
+    with safe_open(str(path), framework="pt") as f:
+        saved = (f.metadata() or {}).get("tokenizer")
+    state = load_file(str(path))
+    if saved != tokenizer_fingerprint(processor):
+        raise ValueError(
+            f"{path} was trained with another tokenizer (fingerprint {saved}, this model's "
+            f"{tokenizer_fingerprint(processor)}); pre-train the language model on the same training data"
+        )
+    expected = {k for k in model.state_dict() if k.startswith(LANGUAGE_MODEL_PREFIXES)}
+    if set(state) != expected:
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        raise ValueError(f"{path} does not fit this model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    model.load_state_dict(state, strict=False)
 
 
 def train(config: TrainConfig, *, resume: bool = True) -> TrainResult:

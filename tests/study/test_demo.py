@@ -15,7 +15,7 @@ TINY = [
              '"n_test_unusual": 8, "n_test_scene_only": 8}',
     "--set", 'tiny={"image_size": 32, "patch_size": 8, "num_frames": 4, "vision_hidden": 32, '
              '"vision_layers": 2, "text_hidden": 64, "text_layers": 2, "heads": 4}',
-    "--set", "tower_steps=3", "--set", "batch_size=8", "--set", "max_new_tokens=12", "--steps", "3",
+    "--set", "tower_steps=3", "--set", "language_steps=3", "--set", "batch_size=8", "--set", "max_new_tokens=12", "--steps", "3",
 ]
 
 
@@ -43,6 +43,11 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     assert results["runs"][0]["options"]["rope_variant"] == "distinct"
     assert results["runs"][1]["options"]["rope_variant"] == "harmonic"
     assert (out / "study.png").stat().st_size > 1000 and (out / "study_table.txt").is_file()
+    # Both variants start from the one text-pre-trained language model.
+    assert results["language_model"]["answer_acc"] >= 0.0
+    for variant in ("baseline", "mash"):
+        train_config = json.loads((out / "runs" / variant / "seed0" / "train" / "train_config.json").read_text())
+        assert train_config["language_model_weights"] == str(out / "language_model.safetensors")
 
     # A second run reuses every finished stage and gives the same table.
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("record.json")}
