@@ -96,7 +96,7 @@ def pretrain_language_model(
     world_config: WorldConfig,
     out_file: str | os.PathLike,
     *,
-    steps: int = 600,
+    steps: int = 300,
     batch_size: int = 64,
     lr: float = 3e-3,
     seed: int = 0,
