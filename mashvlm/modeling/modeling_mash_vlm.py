@@ -27,6 +27,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutpu
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
 from .configuration_mash_vlm import MashVlmConfig
+from .processing_mash_vlm import IGNORE_INDEX
 
 __all__ = [
     "TokenType",
@@ -34,6 +35,7 @@ __all__ = [
     "build_video_tokens",
     "video_block_index",
     "harmonic_position_ids",
+    "shared_prefix_length",
     "harmonic_rotary_angles",
     "dst_attention_mask",
     "dst_block_mask",
@@ -226,6 +228,30 @@ def harmonic_position_ids(token_types: torch.Tensor, attention_mask: torch.Tenso
     balanced, _ = _layout(token_types, valid)
     distinct = (valid.long().cumsum(dim=1) - 1).clamp(min=0) * valid
     return torch.stack([balanced, distinct])
+
+
+def shared_prefix_length(
+    input_ids: torch.Tensor, token_types: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor
+) -> int:
+    """How many leading tokens every row of a training batch shares without any loss on them or on the
+    token after them (0 if that is none, or the batch has one row).
+
+    In instruction tuning that is the chat template's system prompt, up to the first video token: about
+    a third of each of the study's sequences. Text before any video attends only to earlier text and
+    takes the positions 0, 1, 2, ... in both Harmonic-RoPE streams, so its keys and values are the same
+    in every row and can be computed once per batch (``share_prompt_prefix``).
+    """
+    batch, length = input_ids.shape
+    if batch < 2:
+        return 0
+    shared = (input_ids == input_ids[:1]).all(dim=0) & (token_types == TokenType.TEXT).all(dim=0)
+    if attention_mask is not None:
+        shared &= attention_mask.bool().all(dim=0)
+    unsupervised = (labels == IGNORE_INDEX).all(dim=0)
+    run = int((shared & unsupervised).long().cumprod(dim=0).sum())
+    if run < length and not bool(unsupervised[run]):
+        run -= 1  # the prefix's last position predicts the next token: that label must be ignored too
+    return max(0, min(run, length - 1))
 
 
 def harmonic_rotary_angles(
@@ -626,8 +652,24 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         token_types: torch.LongTensor | None = None,
+        share_prompt_prefix: bool = False,
         **kwargs,
     ) -> CausalLMOutputWithPast:
+        """As any transformers causal LM. ``share_prompt_prefix=True`` (training, with ``labels``) runs the
+        tokens that every row starts with once for the whole batch (:func:`shared_prefix_length`): the
+        same loss and gradients up to float rounding, for less compute; the output then has no logits."""
+        if share_prompt_prefix and labels is not None and input_ids is not None and cache is None:
+            if position_ids is not None or inputs_embeds is not None:
+                raise ValueError("share_prompt_prefix works from input_ids alone (no position_ids, inputs_embeds)")
+            if token_types is None:
+                token_types = token_types_from_input_ids(
+                    input_ids, self.config.video_temporal_token_id, self.config.video_spatial_token_id
+                )
+            prefix = shared_prefix_length(input_ids, token_types, attention_mask, labels)
+            if prefix > 0:
+                return self._loss_with_shared_prefix(
+                    input_ids, pixel_values_videos, attention_mask, labels, token_types, prefix, **kwargs
+                )
         outputs = self.model(
             input_ids=input_ids,
             pixel_values_videos=pixel_values_videos,
@@ -652,6 +694,32 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
+
+    def _loss_with_shared_prefix(self, input_ids, pixel_values_videos, attention_mask, labels, token_types,
+                                 prefix: int, **kwargs) -> CausalLMOutputWithPast:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        positions = harmonic_position_ids(token_types, attention_mask)
+        head = self.model(input_ids=input_ids[:1, :prefix], attention_mask=attention_mask[:1, :prefix],
+                          position_ids=positions[:, :1, :prefix], use_cache=True, **kwargs)
+        cache = head.cache
+        cache.batch_repeat_interleave(input_ids.shape[0])  # a copy per row; gradients flow back to the one run
+        tail = self.model(
+            input_ids=input_ids[:, prefix:],
+            pixel_values_videos=pixel_values_videos,
+            attention_mask=attention_mask,
+            position_ids=positions[:, :, prefix:],
+            cache=cache,
+            use_cache=True,
+            token_types=token_types[:, prefix:],
+            **kwargs,
+        )
+        # Logits only where there is a loss: the answers are a few tokens of each sequence.
+        targets = labels[:, prefix + 1 :]
+        supervised = targets != IGNORE_INDEX
+        logits = self.lm_head(tail.last_hidden_state[:, :-1][supervised])
+        loss = nn.functional.cross_entropy(logits.float(), targets[supervised])
+        return CausalLMOutputWithPast(loss=loss)
 
     def prepare_inputs_for_generation(self, input_ids, attention_mask=None, **kwargs):
         kwargs.pop("position_ids", None)

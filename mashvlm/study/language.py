@@ -128,7 +128,7 @@ def pretrain_language_model(
     for step in bar:
         idx = torch.randint(len(train), (batch_size,), generator=gen).tolist()
         batch = collate([train[i] for i in idx])
-        loss = model(**batch).loss
+        loss = model(**batch, share_prompt_prefix=True).loss  # the system prompt once per batch
         optim.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

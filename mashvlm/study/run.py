@@ -135,7 +135,7 @@ def prepare_questions(out_dir: Path, world) -> tuple[Path, Path]:
 
 
 def _train(run_dir: Path, world, tower: Path, language_model: Path | None, variant: str, seed: int,
-           config: StudyConfig, log: Log) -> Path:
+           config: StudyConfig, progress: bool, log: Log) -> Path:
     from mashvlm.training.trainer import train
 
     train_config = _train_config(
@@ -155,7 +155,7 @@ def _train(run_dir: Path, world, tower: Path, language_model: Path | None, varia
         seed=seed,
     )
     start = time.monotonic()
-    result = train(train_config)
+    result = train(train_config, progress=progress)
     if not result.reused:
         losses = [h["loss"] for h in result.log_history if "loss" in h]
         log(f"{variant} seed {seed}: trained {result.global_step} steps in {time.monotonic() - start:.0f} s, "
@@ -187,7 +187,7 @@ def run_one(out_dir: Path, world, tower: Path, questions: tuple[Path, Path], var
     record_file = run_dir / "record.json"
     if record_file.is_file():
         return json.loads(record_file.read_text())
-    model_dir = _train(run_dir, world, tower, language_model, variant, seed, config, log)
+    model_dir = _train(run_dir, world, tower, language_model, variant, seed, config, progress, log)
     name = f"{variant}-seed{seed}"
     results = _evaluate(model_dir, questions[0], run_dir / "predictions.jsonl", world, config, name, True,
                         progress)

@@ -52,6 +52,9 @@ class TrainConfig:
     bf16: bool = False
     attn_implementation: str = "sdpa"
     dataloader_num_workers: int = 0
+    # Run the system prompt that every sequence starts with once per batch (same loss, less compute;
+    # MashVlmForConditionalGeneration.forward(share_prompt_prefix=...)).
+    share_prompt_prefix: bool = True
 
     def __post_init__(self):
         unknown = set(self.mash) - set(MASH_OPTIONS)

@@ -116,11 +116,13 @@ class VideoInstructionDataset(Dataset):
 @dataclass
 class VideoInstructionCollator:
     """Right-pads ``input_ids`` (pad id) and ``labels`` (-100); stacks videos ``[B, T, 3, H, W]`` (text-only
-    examples, without ``pixel_values_videos``, give a batch without them)."""
+    examples, without ``pixel_values_videos``, give a batch without them). ``share_prompt_prefix`` asks the
+    model to run the rows' common system prompt once (see ``MashVlmForConditionalGeneration.forward``)."""
 
     pad_token_id: int
+    share_prompt_prefix: bool = False
 
-    def __call__(self, examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def __call__(self, examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor | bool]:
         length = max(len(e["input_ids"]) for e in examples)
         input_ids = torch.full((len(examples), length), self.pad_token_id, dtype=torch.long)
         labels = torch.full((len(examples), length), IGNORE_INDEX, dtype=torch.long)
@@ -133,4 +135,6 @@ class VideoInstructionCollator:
         batch = {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
         if "pixel_values_videos" in examples[0]:
             batch["pixel_values_videos"] = torch.stack([e["pixel_values_videos"] for e in examples])
+        if self.share_prompt_prefix:
+            batch["share_prompt_prefix"] = True
         return batch

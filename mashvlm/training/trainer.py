@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..modeling import MashVlmConfig, MashVlmForConditionalGeneration, MashVlmProcessor
@@ -108,9 +108,10 @@ def load_language_model(model: MashVlmForConditionalGeneration, processor: MashV
     model.load_state_dict(state, strict=False)
 
 
-def train(config: TrainConfig, *, resume: bool = True) -> TrainResult:
+def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) -> TrainResult:
     """Tune and save ``output_dir/final`` (model + processor). Resumes from the last checkpoint, and
-    returns at once if ``final`` already exists (``resume=False`` starts over)."""
+    returns at once if ``final`` already exists (``resume=False`` starts over). ``progress=False`` shows
+    no bar and prints no logs."""
     out = Path(config.output_dir)
     final = out / FINAL_DIR
     if resume and (final / "model.safetensors").is_file() and (out / "train_log.json").is_file():
@@ -150,14 +151,16 @@ def train(config: TrainConfig, *, resume: bool = True) -> TrainResult:
         remove_unused_columns=False,
         report_to=[],
         use_cpu=not torch.cuda.is_available(),
-        disable_tqdm=False,
+        disable_tqdm=not progress,
     )
     trainer = Trainer(
         model=model,
         args=args,
         train_dataset=dataset,
-        data_collator=VideoInstructionCollator(pad_token_id=pad_id),
+        data_collator=VideoInstructionCollator(pad_token_id=pad_id, share_prompt_prefix=config.share_prompt_prefix),
     )
+    if not progress:
+        trainer.remove_callback(PrinterCallback)  # what the Trainer prints in place of its bar
     last = get_last_checkpoint(str(out)) if resume and out.is_dir() else None
     trainer.train(resume_from_checkpoint=last)
 
