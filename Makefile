@@ -21,3 +21,4 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/dst_attention_prefill.py
+	$(BIN)/python benchmarks/shared_prompt_prefix.py

@@ -658,7 +658,9 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
         """As any transformers causal LM. ``share_prompt_prefix=True`` (training, with ``labels``) runs the
         tokens that every row starts with once for the whole batch (:func:`shared_prefix_length`): the
         same loss and gradients up to float rounding, for less compute; the output then has no logits."""
-        if share_prompt_prefix and labels is not None and input_ids is not None and cache is None:
+        # Gradient checkpointing turns the cache off, so the prefix could not be handed on: run it all then.
+        if (share_prompt_prefix and labels is not None and input_ids is not None and cache is None
+                and not self.is_activation_checkpointing):
             if position_ids is not None or inputs_embeds is not None:
                 raise ValueError("share_prompt_prefix works from input_ids alone (no position_ids, inputs_embeds)")
             if token_types is None:

@@ -60,6 +60,10 @@ def _demo(args: argparse.Namespace) -> int:
     except (ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.no_progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # transformers' own bars (loading and saving weights)
     out = args.out or ("runs/demo" if preset == "default" else f"runs/demo-{preset}")
     start = time.monotonic()
     print(f"MASH-VLM action-scene study ({preset}): {len(config.variants)} variant(s) x {len(config.seeds)} "

@@ -98,3 +98,25 @@ def test_bad_training_file_names_the_record_and_field(tmp_path):
     bad.write_text(json.dumps([{"video": "a.mp4", "QA": [{"q": "Where?"}]}]))
     with pytest.raises(DataFormatError, match=r"record 0: QA\[0\]\.a"):
         load_videochat2_json(bad)
+
+
+def test_sharing_the_prompt_prefix_trains_the_same_model(small_world, tiny_model_kwargs, tmp_path, monkeypatch):
+    """The Trainer hands ``share_prompt_prefix`` to the model; the losses match the full forward's."""
+    from mashvlm.modeling import MashVlmForConditionalGeneration
+
+    shared_lengths = []
+    original = MashVlmForConditionalGeneration._loss_with_shared_prefix
+
+    def spy(self, *args, **kwargs):
+        shared_lengths.append(args[5])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MashVlmForConditionalGeneration, "_loss_with_shared_prefix", spy)
+    runs = {}
+    for share in (False, True):
+        result = train(_config(small_world, tmp_path / str(share), tiny_model_kwargs, max_steps=4,
+                               share_prompt_prefix=share), progress=False)
+        runs[share] = list(_losses(result.log_history).values())
+    # Every batch shares the Vicuna system prompt and "USER: " (the tokenizer splits it into several tokens).
+    assert len(shared_lengths) == 4 and min(shared_lengths) > 10
+    assert runs[True] == pytest.approx(runs[False], rel=1e-4)
