@@ -22,3 +22,4 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/dst_attention_prefill.py
 	$(BIN)/python benchmarks/shared_prompt_prefix.py
+	$(BIN)/python benchmarks/text_init_scale.py

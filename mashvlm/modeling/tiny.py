@@ -25,9 +25,15 @@ def tiny_processor_and_config(
     text_layers: int = 2,
     heads: int = 4,
     vocab_size: int = 512,
+    text_initializer_range: float = 0.02,
     **mash_options,
 ) -> tuple[MashVlmProcessor, MashVlmConfig]:
-    """A tokenizer trained on ``corpus`` (plus the chat template's words) and a matching tiny config."""
+    """A tokenizer trained on ``corpus`` (plus the chat template's words) and a matching tiny config.
+
+    ``text_initializer_range`` is the Llama's (and projector's) initialisation std. Llama's 0.02 suits
+    wide models; a tiny one that must learn to compare tokens trains far faster near 1/sqrt(text_hidden)
+    (docs/synth.md, "The initialisation scale").
+    """
     tokenizer = train_bpe_tokenizer([VICUNA_V1_SYSTEM, "USER: ASSISTANT:", *corpus], vocab_size=vocab_size)
     vision_config = CLIPVisionConfig(
         image_size=image_size,
@@ -48,6 +54,7 @@ def tiny_processor_and_config(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        initializer_range=text_initializer_range,
     )
     config = MashVlmConfig(
         vision_config,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from mashvlm.synth import templates as T
 from mashvlm.training.data import VideoInstructionCollator
 from mashvlm.training.trainer import LANGUAGE_MODEL_PREFIXES, language_model_state, tokenizer_fingerprint
 
-__all__ = ["pretrain_language_model", "text_conversations"]
+__all__ = ["answers_correct", "pretrain_language_model", "question_kind", "text_conversations"]
 
 
 def _yes_no(template: str, answer: bool, **labels: str) -> tuple[str, str]:
@@ -74,11 +75,23 @@ def text_conversations(config: WorldConfig, n: int, seed: int) -> list[tuple[str
     return out
 
 
+def question_kind(conversation: tuple[str, str]) -> str:
+    """What a text conversation asks, with the expected answer for yes/no questions: ``"action yes/no: no"``."""
+    question, answer = conversation[0].split("\n", 1)[1], conversation[1]
+    kinds = [(T.Q_ACTION_YN, "action yes/no"), (T.Q_SCENE_YN, "scene yes/no"), (T.Q_EMPTY_YN, "empty yes/no"),
+             (T.Q_ACTION, "action"), (T.Q_SCENE, "scene")]
+    for template, kind in kinds:
+        head = template.split("{")[0]
+        if question == template or ("{" in template and question.startswith(head)):
+            return f"{kind}: {answer[:-1].lower()}" if answer in (T.YES, T.NO) else kind
+    raise ValueError(f"not a question of text_conversations: {question!r}")
+
+
 @torch.no_grad()
-def _answer_accuracy(model, processor, conversations: list[tuple[str, str]],
-                     collate: VideoInstructionCollator) -> float:
-    """Share of held-out conversations whose whole answer the model predicts token for token."""
-    correct = 0
+def answers_correct(model, processor, conversations: list[tuple[str, str]],
+                    collate: VideoInstructionCollator) -> list[bool]:
+    """Whether the model predicts each conversation's whole answer token for token (teacher forcing)."""
+    correct = []
     for start in range(0, len(conversations), 128):
         chunk = [processor.encode_conversation([c], with_video=False) for c in conversations[start:start + 128]]
         batch = collate(chunk)
@@ -86,8 +99,15 @@ def _answer_accuracy(model, processor, conversations: list[tuple[str, str]],
         predicted = logits[:, :-1].argmax(-1)
         target = batch["labels"][:, 1:]
         scored = target != -100
-        correct += int(((predicted == target) | ~scored).all(-1).sum())
-    return correct / len(conversations)
+        correct += ((predicted == target) | ~scored).all(-1).tolist()
+    return correct
+
+
+def _accuracy_by_kind(conversations: list[tuple[str, str]], correct: list[bool]) -> dict[str, float]:
+    by_kind: dict[str, list[bool]] = {}
+    for conversation, ok in zip(conversations, correct, strict=True):
+        by_kind.setdefault(question_kind(conversation), []).append(ok)
+    return {kind: round(sum(v) / len(v), 4) for kind, v in sorted(by_kind.items())}
 
 
 def pretrain_language_model(
@@ -101,11 +121,12 @@ def pretrain_language_model(
     lr: float = 3e-3,
     seed: int = 0,
     progress: bool = True,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Train ``model``'s Llama and head on :func:`text_conversations` (loss on answers only) and save them
     (safetensors, ``LANGUAGE_MODEL_PREFIXES`` keys, the tokenizer's fingerprint in the metadata).
 
-    Returns the held-out share of answers predicted exactly. Written atomically.
+    Returns the held-out share of answers predicted exactly (``answer_acc``, and per :func:`question_kind`
+    in ``answer_acc_by_question``). Written atomically.
     """
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
@@ -137,7 +158,9 @@ def pretrain_language_model(
         if step % 25 == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     model.eval()
-    metrics = {"answer_acc": _answer_accuracy(model, processor, held_out, collate), "final_loss": loss.item()}
+    correct = answers_correct(model, processor, held_out, collate)
+    metrics = {"answer_acc": sum(correct) / len(correct), "final_loss": loss.item(),
+               "answer_acc_by_question": _accuracy_by_kind(held_out, correct)}
     if not math.isfinite(metrics["final_loss"]):
         raise RuntimeError("language-model pre-training diverged (loss is not finite); lower its learning rate")
     out_file = Path(out_file)

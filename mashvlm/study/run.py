@@ -104,7 +104,10 @@ def prepare_language_model(out_dir: Path, world, config: StudyConfig, progress: 
                                       seed=config.language_seed, progress=progress)
     metrics["seconds"] = round(time.monotonic() - start, 1)
     metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
-    log(f"language model: held-out text answers exact {metrics['answer_acc']:.3f} ({metrics['seconds']} s)")
+    by_question = metrics["answer_acc_by_question"]
+    action_yn = ", ".join(f"{k.split(': ')[1]} {by_question[k]:.2f}" for k in by_question if k.startswith("action yes/no"))
+    log(f"language model: held-out text answers exact {metrics['answer_acc']:.3f} (action yes/no: {action_yn}; "
+        f"{metrics['seconds']} s)")
     return path
 
 

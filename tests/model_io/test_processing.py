@@ -91,3 +91,19 @@ def test_tokenizer_without_placeholders_is_refused(tiny_parts):
     bare = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>")
     with pytest.raises(ValueError, match="no '<video_temporal>' token"):
         MashVlmProcessor(processor.image_processor, bare)
+
+
+@pytest.mark.parametrize("std", [0.02, 0.088])
+def test_tiny_text_initializer_range_sets_the_llm_and_projector_init(std):
+    from mashvlm.modeling.tiny import tiny_model, tiny_processor_and_config
+
+    _, config = tiny_processor_and_config(["a person is running"], text_hidden=128, text_layers=2, vision_hidden=64,
+                                          vision_layers=3, text_initializer_range=std)
+    assert config.text_config.initializer_range == std
+    model = tiny_model(config, seed=0)
+    for name in ("model.language_model.layers.0.self_attn.q_proj.weight", "model.language_model.embed_tokens.weight",
+                 "model.multi_modal_projector.linear_2.weight", "lm_head.weight"):
+        assert model.get_parameter(name).std().item() == pytest.approx(std, rel=0.1), name
+    # The vision tower keeps CLIP's own initialisation, whatever the Llama's.
+    q = model.get_parameter("model.vision_tower.encoder.layers.0.self_attn.q_proj.weight")
+    assert q.std().item() != pytest.approx(std, rel=0.1)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mashvlm.study.language import pretrain_language_model, text_conversations
+from mashvlm.study.language import pretrain_language_model, question_kind, text_conversations
 from mashvlm.synth import WorldConfig
 from mashvlm.synth import templates as T
 from mashvlm.training.config import TrainConfig
@@ -67,6 +67,9 @@ def test_pretrained_weights_load_into_the_instruction_tuned_model(small_world, t
     metrics = pretrain_language_model(model, processor, small_world.config, path, steps=40, batch_size=16,
                                       progress=False)
     assert 0.0 <= metrics["answer_acc"] <= 1.0
+    by_question = metrics["answer_acc_by_question"]
+    assert {"action yes/no: yes", "action yes/no: no", "scene yes/no: no", "action"} <= set(by_question)
+    assert all(0.0 <= v <= 1.0 for v in by_question.values())
     saved = load_file(str(path))
     assert saved and all(k.startswith(LANGUAGE_MODEL_PREFIXES) for k in saved)
     assert not torch.equal(saved["lm_head.weight"], initial["lm_head.weight"])
@@ -94,3 +97,13 @@ def test_weights_of_another_tokenizer_or_size_are_refused(small_world, tiny_mode
         load_language_model(shallower, shallower_processor, path)
     with pytest.raises(FileNotFoundError, match="no such file"):
         load_language_model(shallower, shallower_processor, tmp_path / "missing.safetensors")
+
+
+def test_question_kind_names_every_question_and_its_answer():
+    kinds = Counter(question_kind(c) for c in text_conversations(WorldConfig(), 2000, seed=0))
+    assert set(kinds) == {"action yes/no: yes", "action yes/no: no", "scene yes/no: yes", "scene yes/no: no",
+                          "empty yes/no: yes", "empty yes/no: no", "action", "scene"}
+    assert question_kind(("A person is running on a beach.\nIs someone boxing in the video?", T.NO)) == \
+        "action yes/no: no"
+    with pytest.raises(ValueError, match="not a question"):
+        question_kind(("An empty beach with no people.\nHow many people are there?", "None."))
