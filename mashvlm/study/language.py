@@ -28,7 +28,7 @@ from mashvlm.synth import templates as T
 from mashvlm.training.data import VideoInstructionCollator
 from mashvlm.training.trainer import LANGUAGE_MODEL_PREFIXES, language_model_state, tokenizer_fingerprint
 
-__all__ = ["answers_correct", "pretrain_language_model", "question_kind", "text_conversations"]
+__all__ = ["pretrain_language_model", "question_kind", "text_conversations"]
 
 
 def _yes_no(template: str, answer: bool, **labels: str) -> tuple[str, str]:
@@ -81,15 +81,14 @@ def question_kind(conversation: tuple[str, str]) -> str:
     kinds = [(T.Q_ACTION_YN, "action yes/no"), (T.Q_SCENE_YN, "scene yes/no"), (T.Q_EMPTY_YN, "empty yes/no"),
              (T.Q_ACTION, "action"), (T.Q_SCENE, "scene")]
     for template, kind in kinds:
-        head = template.split("{")[0]
-        if question == template or ("{" in template and question.startswith(head)):
+        if question.startswith(template.split("{")[0]):  # the template up to its label, or whole
             return f"{kind}: {answer[:-1].lower()}" if answer in (T.YES, T.NO) else kind
     raise ValueError(f"not a question of text_conversations: {question!r}")
 
 
 @torch.no_grad()
-def answers_correct(model, processor, conversations: list[tuple[str, str]],
-                    collate: VideoInstructionCollator) -> list[bool]:
+def _answers_correct(model, processor, conversations: list[tuple[str, str]],
+                     collate: VideoInstructionCollator) -> list[bool]:
     """Whether the model predicts each conversation's whole answer token for token (teacher forcing)."""
     correct = []
     for start in range(0, len(conversations), 128):
@@ -158,7 +157,7 @@ def pretrain_language_model(
         if step % 25 == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     model.eval()
-    correct = answers_correct(model, processor, held_out, collate)
+    correct = _answers_correct(model, processor, held_out, collate)
     metrics = {"answer_acc": sum(correct) / len(correct), "final_loss": loss.item(),
                "answer_acc_by_question": _accuracy_by_kind(held_out, correct)}
     if not math.isfinite(metrics["final_loss"]):
