@@ -31,9 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one sub-command. The one error policy: the project's own errors (:class:`MashVlmError`, a
+    bad input the user can fix) print one line naming the input and the fix, and exit with status 2;
+    anything else is a bug and keeps its traceback."""
+    from mashvlm.errors import MashVlmError
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except MashVlmError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mashvlm.errors import MashVlmError
+from mashvlm.files import atomic_path
+
 __all__ = [
     "VideoDecodeError",
     "VideoNotFoundError",
@@ -26,7 +29,7 @@ __all__ = [
 ]
 
 
-class VideoDecodeError(ValueError):
+class VideoDecodeError(MashVlmError, ValueError):
     """A video could not be turned into frames. ``path`` names the file."""
 
     def __init__(self, path: str | os.PathLike, message: str):
@@ -178,8 +181,8 @@ def write_video(
     height, width = frames[0].shape[:2]
     if height % 2 or width % 2:
         raise ValueError(f"{path}: frame size {width}x{height} must be even for yuv420p")
-    tmp = path.with_name(path.name + ".partial" + path.suffix)
-    with av.open(str(tmp), mode="w") as container:
+    # A killed writer never leaves a half file under the real name.
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w") as container:
         stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if codec == "libx264":
@@ -195,5 +198,4 @@ def write_video(
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    os.replace(tmp, path)  # a killed writer never leaves a half file under the real name
     return path

@@ -16,6 +16,7 @@ import torch
 from transformers import AutoTokenizer, LlavaConfig
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
+from ..errors import MashVlmError
 from .configuration_mash_vlm import MashVlmConfig
 from .processing_mash_vlm import MashVlmProcessor
 from .tokenization import add_video_tokens
@@ -30,7 +31,7 @@ LEGACY_LLAVA_KEY_MAPPING = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MashVlmError, ValueError):
     """A checkpoint directory is missing a file or holds something we refuse to load."""
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mashvlm.files import atomic_path
 from mashvlm.modeling import MashVlmForConditionalGeneration, MashVlmProcessor
 from mashvlm.synth import WorldConfig
 from mashvlm.synth import templates as T
@@ -164,7 +165,6 @@ def pretrain_language_model(
         raise RuntimeError("language-model pre-training diverged (loss is not finite); lower its learning rate")
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_file.with_name(out_file.name + ".partial")
-    save_file(language_model_state(model), str(tmp), metadata={"tokenizer": tokenizer_fingerprint(processor)})
-    os.replace(tmp, out_file)
+    with atomic_path(out_file) as tmp:
+        save_file(language_model_state(model), str(tmp), metadata={"tokenizer": tokenizer_fingerprint(processor)})
     return metrics

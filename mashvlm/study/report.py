@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from mashvlm.files import write_json_atomic, write_text_atomic
 from mashvlm.study.config import ABLATION_TABLES, VARIANTS
 
 __all__ = ["format_comparison", "format_ablations", "plot_comparison", "write_report"]
@@ -106,7 +106,7 @@ def write_report(out_dir: Path, results: dict[str, Any]) -> str:
     ablations = format_ablations(results)
     if ablations:
         text += "\n" + ablations
-    (out_dir / "study_results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out_dir / "study_table.txt").write_text(text)
+    write_json_atomic(out_dir / "study_results.json", results)
+    write_text_atomic(out_dir / "study_table.txt", text)
     plot_comparison(results, out_dir / "study.png", main)
     return text

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mashvlm.files import write_json_atomic
 from mashvlm.study.config import StudyConfig, variant_options
 
 __all__ = ["prepare_world", "prepare_tower", "prepare_language_model", "prepare_questions", "run_one", "run_study",
@@ -62,7 +63,7 @@ def prepare_tower(out_dir: Path, world, config: StudyConfig, progress: bool, log
         world, processor, model_config, path, steps=config.tower_steps, seed=config.tower_seed, progress=progress
     )
     metrics["seconds"] = round(time.monotonic() - start, 1)
-    metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json_atomic(metrics_file, metrics)
     log(
         f"vision tower: held-out frames scene acc {metrics['scene_acc']:.3f}, person acc "
         f"{metrics['present_acc']:.3f}, centre RMSE {metrics['center_rmse']:.3f} ({metrics['seconds']} s)"
@@ -103,7 +104,7 @@ def prepare_language_model(out_dir: Path, world, config: StudyConfig, progress: 
     metrics = pretrain_language_model(model, processor, world.config, path, steps=config.language_steps,
                                       seed=config.language_seed, progress=progress)
     metrics["seconds"] = round(time.monotonic() - start, 1)
-    metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json_atomic(metrics_file, metrics)
     by_question = metrics["answer_acc_by_question"]
     action_yn = ", ".join(f"{k.split(': ')[1]} {by_question[k]:.2f}" for k in by_question if k.startswith("action yes/no"))
     log(f"language model: held-out text answers exact {metrics['answer_acc']:.3f} (action yes/no: {action_yn}; "
@@ -117,8 +118,9 @@ def prepare_questions(out_dir: Path, world) -> tuple[Path, Path]:
     The usual-context videos are asked the unusual-context layout (action and scene pairs); their
     candidates are all other labels, so they measure whether a model learned the task at all.
     """
+    from mashvlm.files import write_jsonl_atomic
     from mashvlm.unscene.builder import build_questions
-    from mashvlm.unscene.formats import load_annotations, write_jsonl_atomic
+    from mashvlm.unscene.formats import load_annotations
 
     qdir = out_dir / "unscene"
     qdir.mkdir(parents=True, exist_ok=True)
@@ -196,8 +198,8 @@ def run_one(out_dir: Path, world, tower: Path, questions: tuple[Path, Path], var
                         progress)
     usual = _evaluate(model_dir, questions[1], run_dir / "usual_predictions.jsonl", world, config, name, False,
                       progress)
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (run_dir / "usual_results.json").write_text(json.dumps(usual, indent=2) + "\n")
+    write_json_atomic(run_dir / "results.json", results)
+    write_json_atomic(run_dir / "usual_results.json", usual)
     usual_action, usual_scene = usual["binary"]["unusual_action"], usual["binary"]["unusual_scene"]
     record = {
         "variant": variant,
@@ -214,9 +216,7 @@ def run_one(out_dir: Path, world, tower: Path, questions: tuple[Path, Path], var
         },
         "judge": results["judge"]["model"],
     }
-    tmp = record_file.with_name(record_file.name + ".partial")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, record_file)
+    write_json_atomic(record_file, record)  # written last: its presence marks the run as done
     log(f"{variant} seed {seed}: UNSCENE binary avg {record['binary']['average']:.1f}, "
         f"usual-context {record['usual']['average']:.1f}")
     return record
@@ -268,7 +268,7 @@ def run_study(out_dir: str | os.PathLike, config: StudyConfig, *, progress: bool
             f"{out} holds a study with another configuration ({saved_config}); use another --out "
             "or delete it (more seeds or variants may be added to a study, nothing else changed)"
         )
-    saved_config.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    write_json_atomic(saved_config, config.to_dict())
     start = time.monotonic()
     world = prepare_world(out, config, progress)
     log(f"world: {out / 'world'} ({len(world.videos)} videos)")

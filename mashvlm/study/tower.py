@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mashvlm.files import atomic_path
 from mashvlm.modeling import MashVlmConfig, MashVlmProcessor
 from mashvlm.synth import World, render_spec
 from mashvlm.video import read_video_frames
@@ -161,7 +162,6 @@ def pretrain_vision_tower(
         _, metrics = _losses(tower, heads, config.vision_feature_layer, held_out)
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_file.with_name(out_file.name + ".partial")
-    save_file({k: v.contiguous() for k, v in tower.state_dict().items()}, str(tmp))
-    os.replace(tmp, out_file)
+    with atomic_path(out_file) as tmp:
+        save_file({k: v.contiguous() for k, v in tower.state_dict().items()}, str(tmp))
     return metrics

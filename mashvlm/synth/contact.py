@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mashvlm.files import atomic_path
 from mashvlm.synth.config import WorldConfig
 from mashvlm.synth.render import render_video, video_seed
 from mashvlm.video import segment_middle_indices
@@ -45,8 +46,6 @@ def contact_sheet(
             tile = Image.fromarray(frame).resize((w, h), Image.NEAREST)
             sheet.paste(tile, (_LABEL_W + c * (w + gap), top))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    sheet.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")
     return path

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from mashvlm.errors import MashVlmError
+from mashvlm.files import atomic_path
 from mashvlm.synth import templates as T
 from mashvlm.synth.config import SPLITS, WorldConfig
 from mashvlm.synth.labels import NEUTRAL_SCENES
@@ -67,7 +69,7 @@ MANIFEST = "manifest.jsonl"
 _BUILDING = ".building.json"  # identity of an unfinished build; guards against mixing two configs
 
 
-class WorldMismatchError(RuntimeError):
+class WorldMismatchError(MashVlmError, RuntimeError):
     """The output directory holds (part of) a world with another config or seed."""
 
 
@@ -271,10 +273,8 @@ def _write_bytes_atomic(path: Path, data: bytes) -> bool:
     """Write ``data`` unless the file already holds exactly it; returns whether it wrote."""
     if path.is_file() and path.read_bytes() == data:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
     return True
 
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import MashVlmError
 from ..modeling.processing_mash_vlm import IGNORE_INDEX, MashVlmProcessor
 
 
-class DataFormatError(ValueError):
+class DataFormatError(MashVlmError, ValueError):
     """A training file is malformed; the message names the file, record and field."""
 
 

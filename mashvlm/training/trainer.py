@@ -16,6 +16,7 @@ import torch
 from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
+from ..files import atomic_path, write_json_atomic
 from ..modeling import MashVlmConfig, MashVlmForConditionalGeneration, MashVlmProcessor
 from .config import TrainConfig
 from .data import InstructionRecord, VideoInstructionCollator, VideoInstructionDataset, load_videochat2_json
@@ -123,7 +124,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
     model, processor = build_model_and_processor(config, records)
     out.mkdir(parents=True, exist_ok=True)
     processor.save_pretrained(out / "processor")
-    (out / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    write_json_atomic(out / "train_config.json", config.to_dict())
 
     dataset = VideoInstructionDataset(records, processor, turns=config.turns)
     pad_id = processor.tokenizer.pad_token_id
@@ -165,18 +166,11 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
     trainer.train(resume_from_checkpoint=last)
 
     # Write the final model under a temporary name first: an interrupted save never looks finished.
-    partial = out / (FINAL_DIR + ".partial")
-    trainer.save_model(str(partial))
-    processor.save_pretrained(partial)
-    if final.exists():
-        import shutil
-
-        shutil.rmtree(final)
-    os.replace(partial, final)
+    with atomic_path(final, directory=True) as partial:
+        trainer.save_model(str(partial))
+        processor.save_pretrained(partial)
     history = trainer.state.log_history
-    (out / "train_log.json").write_text(
-        json.dumps({"global_step": trainer.state.global_step, "log_history": history}, indent=2)
-    )
+    write_json_atomic(out / "train_log.json", {"global_step": trainer.state.global_step, "log_history": history})
     plot_loss(history, out / "loss.png")
     return TrainResult(final, trainer.state.global_step, history, last, reused=False)
 

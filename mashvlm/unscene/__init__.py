@@ -8,9 +8,9 @@ Build the questions from video annotations (:mod:`~mashvlm.unscene.builder`), as
 Importing this package does not import torch, transformers or openai.
 """
 
+from mashvlm.errors import FormatError
 from mashvlm.unscene.builder import build_questions, draw_candidate, fill_candidates
 from mashvlm.unscene.formats import (
-    FormatError,
     Prediction,
     Question,
     VideoAnnotation,

@@ -22,13 +22,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from mashvlm.errors import FormatError, MashVlmError
+from mashvlm.files import read_jsonl
 from mashvlm.unscene.chat import ChatClient, ChatError, Message, ResponseCache, cached_complete
-from mashvlm.unscene.formats import FormatError, normalize_label, read_jsonl
+from mashvlm.unscene.formats import normalize_label
 
 NUM_CANDIDATES = 4  # the paper asks for four
 
 
-class CandidateError(RuntimeError):
+class CandidateError(MashVlmError, RuntimeError):
     """No usable candidates could be produced for a label."""
 
 

@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mashvlm.errors import MashVlmError
+from mashvlm.files import append_jsonl, read_jsonl, repair_truncated_tail
+
 Message = dict[str, str]
 
 
-class ChatError(RuntimeError):
+class ChatError(MashVlmError, RuntimeError):
     """A chat request failed for good (retries exhausted or a non-retryable error)."""
 
     def __init__(self, message: str, *, attempts: int):
@@ -204,20 +207,13 @@ class ResponseCache:
     """
 
     def __init__(self, path: str | os.PathLike[str]):
-        from mashvlm.unscene.formats import read_jsonl
-
         self.path = Path(path)
         self._lock = threading.Lock()
         self._entries: dict[str, str] = {}
         self.hits = 0
         if self.path.exists():
             read = read_jsonl(self.path, allow_truncated_tail=True)
-            if read.truncated_tail or read.missing_final_newline:
-                with open(self.path, "r+b") as fh:
-                    fh.truncate(read.valid_bytes)
-                    if read.missing_final_newline:
-                        fh.seek(0, os.SEEK_END)
-                        fh.write(b"\n")
+            repair_truncated_tail(self.path, read)
             for line in read.lines:
                 key, content = line.record.get("key"), line.record.get("content")
                 if isinstance(key, str) and isinstance(content, str):
@@ -234,14 +230,11 @@ class ResponseCache:
             return content
 
     def put(self, key: str, model: str, content: str) -> None:
-        line = json.dumps({"key": key, "model": model, "content": content}, ensure_ascii=False) + "\n"
         with self._lock:
             self._entries[key] = content
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
+                append_jsonl(fh, {"key": key, "model": model, "content": content})
 
 
 def cached_complete(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mashvlm.unscene.formats import FormatError
+from mashvlm.errors import FormatError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -148,14 +147,10 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Build the questions file."""
+    from mashvlm.files import write_jsonl_atomic
     from mashvlm.unscene.builder import build_questions, fill_candidates
     from mashvlm.unscene.candidates import CooccurrenceTable, LLMCandidates
-    from mashvlm.unscene.formats import (
-        SCENE_ONLY,
-        load_annotations,
-        resolve_video_path,
-        write_jsonl_atomic,
-    )
+    from mashvlm.unscene.formats import SCENE_ONLY, load_annotations, resolve_video_path
 
     annotations = load_annotations(args.annotations)
     if args.video_root is not None:
@@ -337,12 +332,8 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Score predictions and write the results."""
-    from mashvlm.unscene.formats import (
-        load_predictions,
-        load_questions,
-        write_jsonl_atomic,
-        write_text_atomic,
-    )
+    from mashvlm.files import write_json_atomic, write_jsonl_atomic, write_text_atomic
+    from mashvlm.unscene.formats import load_predictions, load_questions
     from mashvlm.unscene.judge import LexicalJudge, OpenAIJudge, load_synonyms
     from mashvlm.unscene.scoring import (
         build_results,
@@ -400,9 +391,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         )
     if args.output_dir is not None:
         args.output_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(
-            args.output_dir / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n"
-        )
+        write_json_atomic(args.output_dir / "results.json", results)
         write_text_atomic(args.output_dir / "results.txt", table)
         if args.per_video:
             write_jsonl_atomic(

@@ -13,16 +13,15 @@ and the field, so a user can fix a thousand-line file without guessing.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import json
 import os
 import re
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from ..errors import FormatError
+from ..files import JsonlLine, read_jsonl
 
 # Values fixed by the benchmark (paper section 4, DESIGN section 7).
 UNUSUAL = "unusual_context"
@@ -65,122 +64,6 @@ QUESTION_FIELDS = (
     "hallucinated_scenes",
 )
 PREDICTION_FIELDS = ("question_id", "prediction", "error")
-
-
-class FormatError(ValueError):
-    """An input file is malformed. The message names the file, the line and the field."""
-
-    def __init__(self, path: str | os.PathLike[str], line: int | None, field: str | None, message: str):
-        self.path = str(path)
-        self.line = line
-        self.field = field
-        self.reason = message
-        where = self.path if line is None else f"{self.path}:{line}"
-        what = f" field '{field}':" if field else ""
-        super().__init__(f"{where}:{what} {message}")
-
-
-# --------------------------------------------------------------------------------------------------
-# JSONL reading and writing
-
-
-@dataclass
-class JsonlLine:
-    lineno: int
-    record: dict[str, Any]
-
-
-@dataclass
-class JsonlReadResult:
-    lines: list[JsonlLine]
-    # A last line with no newline that is not valid JSON: what a kill in the middle of a write leaves.
-    truncated_tail: bool = False
-    # Byte offset where the valid content ends (the file can be truncated there to repair it).
-    valid_bytes: int = 0
-    # The last line was complete JSON but had no trailing newline.
-    missing_final_newline: bool = False
-
-
-def read_jsonl(path: str | os.PathLike[str], *, allow_truncated_tail: bool = False) -> JsonlReadResult:
-    """Read a JSONL file of objects; blank lines are skipped.
-
-    A malformed line raises :class:`FormatError`, except (with ``allow_truncated_tail``) a malformed
-    *last* line without a trailing newline, which is reported in the result instead: that is the
-    signature of a process killed while writing, not of a bad file.
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise FormatError(path, None, None, "file not found") from None
-    if data.startswith(b"\xef\xbb\xbf"):  # tolerate a UTF-8 byte-order mark written by some editors
-        data = data[3:]
-        offset0 = 3
-    else:
-        offset0 = 0
-    result = JsonlReadResult(lines=[], valid_bytes=offset0)
-    pos = 0
-    lineno = 0
-    while pos < len(data):
-        end = data.find(b"\n", pos)
-        complete = end != -1
-        raw = data[pos:end] if complete else data[pos:]
-        next_pos = end + 1 if complete else len(data)
-        lineno += 1
-        text_ok = True
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            text_ok = False
-            decode_error = f"not valid UTF-8 ({err.reason} at byte {err.start})"
-        if text_ok and not text.strip():
-            pos = next_pos
-            result.valid_bytes = offset0 + pos
-            continue
-        try:
-            if not text_ok:
-                raise ValueError(decode_error)
-            record = json.loads(text)
-        except ValueError as err:
-            if not complete and allow_truncated_tail:
-                result.truncated_tail = True
-                break
-            msg = err.msg if isinstance(err, json.JSONDecodeError) else str(err)
-            raise FormatError(path, lineno, None, f"not valid JSON ({msg})") from None
-        if not isinstance(record, dict):
-            raise FormatError(path, lineno, None, f"expected a JSON object, got {type(record).__name__}")
-        result.lines.append(JsonlLine(lineno, record))
-        if not complete:
-            result.missing_final_newline = True
-        pos = next_pos
-        result.valid_bytes = offset0 + pos
-    return result
-
-
-def dumps_line(record: Mapping[str, Any]) -> str:
-    """One JSONL line (with newline); key order is the record's, so output is byte-reproducible."""
-    return json.dumps(record, ensure_ascii=False, separators=(", ", ": ")) + "\n"
-
-
-def write_jsonl_atomic(path: str | os.PathLike[str], records: Iterable[Mapping[str, Any]]) -> None:
-    """Write a JSONL file atomically: a crash leaves either the old file or the new one, never half."""
-    write_text_atomic(path, "".join(dumps_line(r) for r in records))
-
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # --------------------------------------------------------------------------------------------------

@@ -283,7 +283,7 @@ class LexicalJudge:
 
 def load_synonyms(path: str) -> dict[str, list[str]]:
     """A JSON object mapping a label to a list of synonyms, for :class:`LexicalJudge`."""
-    from mashvlm.unscene.formats import FormatError
+    from mashvlm.errors import FormatError
 
     try:
         with open(path, encoding="utf-8") as fh:

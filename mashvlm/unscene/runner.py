@@ -25,16 +25,9 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from mashvlm.commands import parse_key_values
-from mashvlm.unscene.formats import (
-    FormatError,
-    Prediction,
-    Question,
-    dumps_line,
-    load_predictions,
-    read_jsonl,
-    resolve_video_path,
-    write_jsonl_atomic,
-)
+from mashvlm.errors import FormatError, MashVlmError
+from mashvlm.files import append_jsonl, read_jsonl, repair_truncated_tail, write_jsonl_atomic
+from mashvlm.unscene.formats import Prediction, Question, load_predictions, resolve_video_path
 
 
 @runtime_checkable
@@ -150,11 +143,11 @@ def format_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {message}"
 
 
-class RunAborted(RuntimeError):
+class RunAborted(MashVlmError, RuntimeError):
     """The run stopped because the model failed on too many videos in a row."""
 
 
-class PredictionsFileLocked(RuntimeError):
+class PredictionsFileLocked(MashVlmError, RuntimeError):
     """Another run is writing the same predictions file (its ``.lock`` is held)."""
 
 
@@ -228,15 +221,8 @@ def prepare_predictions_file(
     if not path.exists():
         return {}
     read = read_jsonl(path, allow_truncated_tail=True)
-    if read.truncated_tail or read.missing_final_newline:
-        with open(path, "r+b") as fh:
-            fh.truncate(read.valid_bytes)
-            if read.missing_final_newline:  # the last record is whole; only its newline was lost
-                fh.seek(0, os.SEEK_END)
-                fh.write(b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        stats.repaired_truncated_lines += int(read.truncated_tail)
+    repair_truncated_tail(path, read)
+    stats.repaired_truncated_lines += int(read.truncated_tail)
     existing = load_predictions(
         path, known_question_ids=(q.question_id for q in questions), allow_truncated_tail=False
     ).predictions
@@ -251,9 +237,7 @@ def prepare_predictions_file(
 
 
 def _append(fh: Any, record: Prediction) -> None:
-    fh.write(dumps_line(record.to_record()))
-    fh.flush()
-    os.fsync(fh.fileno())  # a kill right after this line cannot lose it
+    append_jsonl(fh, record.to_record())
 
 
 def run_model(

@@ -10,6 +10,7 @@ import pytest
 from unscene_helpers import ANNOTATIONS, read_jsonl, write_jsonl
 
 from mashvlm.cli import main
+from mashvlm.files import JsonlLine
 from mashvlm.unscene.builder import build_questions, draw_candidate, fill_candidates
 from mashvlm.unscene.candidates import (
     ACTIONS_FOR_SCENE,
@@ -19,7 +20,7 @@ from mashvlm.unscene.candidates import (
     parse_label_list,
 )
 from mashvlm.unscene.chat import ChatClient, ChatSettings, ResponseCache
-from mashvlm.unscene.formats import JsonlLine, load_annotations, load_questions, parse_annotation
+from mashvlm.unscene.formats import load_annotations, load_questions, parse_annotation
 
 
 def _anns(records=ANNOTATIONS):

@@ -10,16 +10,15 @@ from typing import Any
 import pytest
 from unscene_helpers import ANNOTATIONS, write_jsonl
 
+from mashvlm.errors import FormatError
+from mashvlm.files import JsonlLine, read_jsonl
 from mashvlm.unscene.builder import build_questions
 from mashvlm.unscene.formats import (
-    FormatError,
-    JsonlLine,
     check_video_path,
     load_annotations,
     load_predictions,
     load_questions,
     parse_annotation,
-    read_jsonl,
     resolve_video_path,
 )
 

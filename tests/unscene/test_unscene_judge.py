@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from unscene_helpers import ANNOTATIONS
 
+from mashvlm.files import JsonlLine
 from mashvlm.unscene.builder import build_questions
 from mashvlm.unscene.chat import ChatClient, ChatSettings, ResponseCache, cache_key
-from mashvlm.unscene.formats import JsonlLine, Prediction, parse_annotation
+from mashvlm.unscene.formats import Prediction, parse_annotation
 from mashvlm.unscene.judge import (
     LEXICAL_JUDGE_NAME,
     LexicalJudge,

@@ -13,9 +13,10 @@ import pytest
 from unscene_fake_models import BatchModel, CrashingModel, KilledAfter, OracleModel
 from unscene_helpers import ANNOTATIONS, read_jsonl
 
+from mashvlm.files import JsonlLine, dumps_line
+from mashvlm.files import read_jsonl as formats_read_jsonl
 from mashvlm.unscene.builder import build_questions
-from mashvlm.unscene.formats import JsonlLine, dumps_line, parse_annotation
-from mashvlm.unscene.formats import read_jsonl as formats_read_jsonl
+from mashvlm.unscene.formats import parse_annotation
 from mashvlm.unscene.runner import (
     RunAborted,
     VideoQAModel,

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from unscene_helpers import ANNOTATIONS
 
+from mashvlm.files import JsonlLine
 from mashvlm.unscene.builder import build_questions
-from mashvlm.unscene.formats import JsonlLine, Prediction, Question, parse_annotation
+from mashvlm.unscene.formats import Prediction, Question, parse_annotation
 from mashvlm.unscene.scoring import (
     CATEGORY_KEYS,
     build_results,
