@@ -16,10 +16,14 @@ Two bounds, both kept per thread (each judge worker has its own request in fligh
 
 Not bounded: the DNS lookup (``getaddrinfo`` cannot be interrupted), usually instant or cached.
 
-This module touches three private names of the pinned ``openai``/``httpx2``/``httpcore2`` versions
+Why here and not a watchdog thread: closing a client from another thread does not wake a ``recv``
+blocked in the request's thread, and a trickling server keeps that thread (and its connection) alive
+for good; bounding each socket operation needs no thread and always returns.
+
+This relies on private names of the pinned ``openai``/``httpx2``/``httpcore2`` versions
 (``Client._transport``/``_mounts``, ``HTTPTransport._pool``, ``ConnectionPool._network_backend`` and
-the ``OpenAI._calculate_retry_timeout`` hook); :func:`make_openai_client` fails loudly if they move,
-and tests/unscene/test_unscene_chat.py checks the bounds against real trickling servers.
+the ``OpenAI._calculate_retry_timeout`` hook); :func:`make_openai_client` fails loudly if the pools
+move, and tests/unscene/test_unscene_chat.py checks the bounds against real trickling servers.
 """
 
 from __future__ import annotations
