@@ -65,7 +65,10 @@ def _chat_flags(p: argparse.ArgumentParser, prefix: str, env: str, what: str) ->
         help=f"API key (env {env}_API_KEY, then OPENAI_API_KEY; prefer the environment)",
     )
     p.add_argument(
-        f"--{prefix}-timeout", type=float, default=60.0, help="seconds per HTTP attempt, all of it (default 60)"
+        f"--{prefix}-timeout",
+        type=float,
+        default=60.0,
+        help="seconds per HTTP attempt, all of it (default 60)",
     )
     p.add_argument(
         f"--{prefix}-deadline",
