@@ -1,10 +1,19 @@
-"""A small OpenAI-compatible chat client with our own bounded retries.
+"""A small OpenAI-compatible chat client: bounded in time, retried by the ``openai`` client, cached.
 
-Used by the candidate builder and the open-ended judge. The ``openai`` client is created with
-``max_retries=0`` so that every retry is ours: rate limits (429), server errors (5xx), timeouts,
-connection errors and malformed replies are retried with exponential backoff; client errors
-(400/401/403/404...) are not, since asking again cannot help. ``openai`` is imported lazily so that
-importing :mod:`mashvlm.unscene` stays cheap.
+Used by the candidate builder and the open-ended judge, and meant for any evaluation that needs an
+LLM judge (:class:`ChatClient`, :class:`ResponseCache`, :func:`cached_complete`).
+
+* Retries are the ``openai`` client's own: 408, 409, 429 and 5xx replies, timeouts and connection
+  errors are retried up to ``max_retries`` times, waiting ``Retry-After`` (up to 120 s) when the server
+  sends one, else 0.5 s doubling to 8 s with jitter. A larger ``Retry-After`` and client errors (400,
+  401, 403, 404, ...) are not retried.
+* Time is bounded (:mod:`mashvlm.unscene.deadline`): each HTTP attempt ends within ``timeout`` seconds
+  and the whole request, retries and waits included, within ``deadline`` seconds, even against a
+  server that trickles bytes (httpx's own timeouts bound each read, not the request).
+* A reply that arrives but is unusable (not JSON, no message, or rejected by ``validate``) is asked
+  again, up to ``max_retries`` times, within the same deadline: the ``openai`` client cannot know it.
+
+``openai`` is imported lazily so that importing :mod:`mashvlm.unscene` stays cheap.
 """
 
 from __future__ import annotations
@@ -13,9 +22,8 @@ import hashlib
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +34,7 @@ Message = dict[str, str]
 
 
 class ChatError(MashVlmError, RuntimeError):
-    """A chat request failed for good (retries exhausted or a non-retryable error)."""
+    """A chat request failed for good (retries exhausted, deadline passed, or a non-retryable error)."""
 
     def __init__(self, message: str, *, attempts: int):
         super().__init__(message)
@@ -34,7 +42,7 @@ class ChatError(MashVlmError, RuntimeError):
 
 
 class MalformedReply(ValueError):
-    """The endpoint answered, but not with a usable chat completion (retried like a transient error)."""
+    """The endpoint answered, but not with a usable chat completion (asked again)."""
 
 
 @dataclass
@@ -44,14 +52,20 @@ class ChatSettings:
     model: str
     base_url: str | None = None  # None: the openai client's default (api.openai.com)
     api_key: str | None = None
-    timeout: float = 60.0  # seconds per request
+    timeout: float = 60.0  # seconds per HTTP attempt, whole attempt (connect, send, wait, read)
+    deadline: float = 300.0  # seconds per request, every attempt and retry wait included
     max_retries: int = 5  # retries after the first attempt
-    backoff_base: float = 1.0  # first retry waits this long, then doubles
-    backoff_max: float = 60.0
     temperature: float = 0.0
     seed: int | None = 0
     max_tokens: int | None = None
-    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("timeout", "deadline"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
 
     @classmethod
     def from_env(
@@ -73,37 +87,11 @@ class ChatSettings:
         return cls(model=model, base_url=base_url, api_key=api_key, **kwargs)
 
 
-def _retryable(err: BaseException) -> bool:
-    import openai
-
-    if isinstance(err, openai.APIStatusError):
-        return (
-            err.status_code == 408
-            or err.status_code == 409
-            or err.status_code == 429
-            or err.status_code >= 500
-        )
-    # Timeouts and connection errors; JSON decode errors and bad reply shapes (a proxy hiccup).
-    return isinstance(err, (openai.APIConnectionError, openai.APIResponseValidationError, ValueError))
-
-
-def _retry_after(err: BaseException) -> float | None:
-    response = getattr(err, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    value = headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 class ChatClient:
-    """Thread-safe wrapper: ``complete(messages) -> str`` with retries; counts requests for reports."""
+    """Thread-safe ``complete(messages) -> (content, parsed)``; counts HTTP requests for reports."""
 
     def __init__(self, settings: ChatSettings):
-        import openai
+        from mashvlm.unscene.deadline import make_openai_client
 
         self.settings = settings
         api_key = settings.api_key
@@ -111,43 +99,49 @@ class ChatClient:
             if settings.base_url is None:
                 raise ValueError("no API key for api.openai.com: pass one or set OPENAI_API_KEY")
             api_key = "EMPTY"  # local servers (vLLM, llama.cpp) accept any key
-        self._client = openai.OpenAI(
-            base_url=settings.base_url, api_key=api_key, timeout=settings.timeout, max_retries=0
-        )
         self._lock = threading.Lock()
         self.requests = 0  # HTTP requests made (attempts, retries included)
+        self._client = make_openai_client(
+            base_url=settings.base_url,
+            api_key=api_key,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+            on_attempt=self._count_request,
+        )
+
+    def _count_request(self) -> None:
+        with self._lock:
+            self.requests += 1
+
+    def close(self) -> None:
+        """Close the connections (the client is not usable afterwards)."""
+        self._client.close()
 
     def complete(
         self, messages: Sequence[Message], validate: Callable[[str], object] | None = None
     ) -> tuple[str, object]:
-        """Send one chat request; return ``(content, validate(content))``.
+        """Send one chat request; return ``(content, validate(content))``; raise ChatError on failure.
 
-        ``validate`` parses the reply and raises ValueError if it is unusable, which is retried
-        like a transient error (a malformed reply is usually a one-off).
+        ``validate`` parses the reply and raises ValueError if it is unusable; such a reply is asked
+        again (a malformed reply is usually a one-off), like one that is not a chat completion.
         """
+        import openai
+
+        from mashvlm.unscene.deadline import DeadlineExceeded, request_bounds
+
         s = self.settings
-        last: BaseException | None = None
-        attempts = 0
-        for attempt in range(s.max_retries + 1):
-            if attempt:
-                delay = min(s.backoff_max, s.backoff_base * 2 ** (attempt - 1))
-                hinted = _retry_after(last) if last is not None else None
-                if hinted is not None:
-                    delay = min(s.backoff_max, max(delay, hinted))
-                s.sleep(delay)
-            attempts += 1
-            with self._lock:
-                self.requests += 1
-            try:
-                content = self._request(messages)
-                parsed = validate(content) if validate is not None else None
-                return content, parsed
-            except Exception as err:  # noqa: BLE001 - classified just below
-                last = err
-                if not _retryable(err):
-                    break
-        assert last is not None
-        raise ChatError(f"{type(last).__name__}: {last}", attempts=attempts) from last
+        with request_bounds(s.timeout, s.deadline) as bounds:
+            unusable: ValueError | None = None
+            for _ in range(s.max_retries + 1):
+                try:
+                    content = self._request(messages)  # the openai client retries transient failures
+                    return content, (validate(content) if validate is not None else None)
+                except ValueError as err:  # JSONDecodeError, MalformedReply, rejected by validate
+                    unusable = err
+                except (openai.OpenAIError, DeadlineExceeded) as err:
+                    raise ChatError(f"{type(err).__name__}: {err}", attempts=bounds.attempts) from err
+            assert unusable is not None
+            raise ChatError(f"{type(unusable).__name__}: {unusable}", attempts=bounds.attempts) from unusable
 
     def _request(self, messages: Sequence[Message]) -> str:
         s = self.settings

@@ -64,18 +64,23 @@ def _chat_flags(p: argparse.ArgumentParser, prefix: str, env: str, what: str) ->
         f"--{prefix}-api-key",
         help=f"API key (env {env}_API_KEY, then OPENAI_API_KEY; prefer the environment)",
     )
-    p.add_argument(f"--{prefix}-timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    p.add_argument(
+        f"--{prefix}-timeout",
+        type=float,
+        default=60.0,
+        help="seconds per HTTP attempt, all of it (default 60)",
+    )
+    p.add_argument(
+        f"--{prefix}-deadline",
+        type=float,
+        default=300.0,
+        help="seconds per request, retries and waits included (default 300)",
+    )
     p.add_argument(
         f"--{prefix}-retries",
         type=int,
         default=5,
-        help="retries on 429/5xx/timeouts/malformed replies (default 5)",
-    )
-    p.add_argument(
-        f"--{prefix}-backoff",
-        type=float,
-        default=1.0,
-        help="first retry delay in seconds, doubling each time (default 1)",
+        help="retries on 408/409/429/5xx/timeouts, and re-asks of malformed replies (default 5)",
     )
     p.add_argument(
         f"--{prefix}-cache",
@@ -99,7 +104,7 @@ def _chat_client(
         default_model=default_model,
         timeout=a[f"{prefix}_timeout"],
         max_retries=a[f"{prefix}_retries"],
-        backoff_base=a[f"{prefix}_backoff"],
+        deadline=a[f"{prefix}_deadline"],
         seed=seed,
         temperature=0.0,
     )

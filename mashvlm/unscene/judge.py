@@ -4,9 +4,10 @@ A description is scored 0-5 separately for its action and for its scene, against
 labels (scene-only videos: ground-truth action "no action", action only).
 
 * :class:`OpenAIJudge`: any OpenAI-compatible chat endpoint (the paper used GPT-3.5), temperature 0 and
-  a fixed seed, every reply cached on disk by endpoint, judge model and prompt, bounded retries with
-  backoff. A judgment that still fails is *missing*: reported and left out of the mean, never scored
-  0. Its scores count as comparable with the paper's only for a ``gpt-`` judge model.
+  a fixed seed, every reply cached on disk by endpoint, judge model and prompt, retried by the
+  ``openai`` client and bounded in time (:mod:`mashvlm.unscene.chat`). A judgment that still fails or
+  never parses is *missing*: reported and left out of the mean, never scored 0. Its scores count as
+  comparable with the paper's only for a ``gpt-`` judge model.
 * :class:`LexicalJudge`: needs no server and no model. It checks whether the ground-truth label (or a
   synonym) and the hallucination candidates are mentioned. Its numbers are labelled
   ``"offline-lexical (not comparable to GPT-judge scores)"`` and must not be put beside the paper's.
@@ -91,7 +92,7 @@ def judge_messages(aspect: str, ground_truth: str, prediction: str) -> list[Mess
 def parse_score(text: str) -> float:
     """The 0-5 score from a judge reply: ``{"score": 4}``, ``{'score': 4}`` or ``score: 4``.
 
-    Raises ValueError (which makes the client retry) when there is no score in range.
+    Raises ValueError (the client then asks again) when there is no score in range.
     """
     match = re.search(r"\{.*?\}", text, re.DOTALL)
     value: object = None

@@ -24,7 +24,8 @@ from unscene_helpers import ANNOTATIONS, write_jsonl  # noqa: E402
 
 # Scripted actions, consumed one per request in order; when the script is empty the responder is used.
 #   ("reply", text)      200 with a well-formed chat completion whose content is text
-#   ("status", code)     an error status with an OpenAI-style error body
+#   ("status", code)     an error status with an OpenAI-style error body and ``Retry-After-Ms: 10``
+#                        (the openai client honours it, so retries in tests are quick)
 #   ("malformed",)       200 with a body that is not valid JSON
 #   ("hang", seconds)    sleep before answering (longer than the client timeout)
 Action = tuple[Any, ...]
@@ -60,7 +61,8 @@ class FakeChatServer:
                     action = ("reply", '{"score": 5}')
                 try:
                     if kind == "status" or action[0] == "status":
-                        self._send(action[1], {"error": {"message": f"scripted {action[1]}", "type": "test"}})
+                        error = {"error": {"message": f"scripted {action[1]}", "type": "test"}}
+                        self._send(action[1], error, {"Retry-After-Ms": "10"})
                     elif action[0] == "malformed":
                         self._send_raw(200, b'{"id": "x", "choices": [{"mess')
                     else:
@@ -83,11 +85,15 @@ class FakeChatServer:
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
                     pass
 
-            def _send(self, code: int, payload: dict[str, Any]) -> None:
-                self._send_raw(code, json.dumps(payload).encode())
+            def _send(
+                self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> None:
+                self._send_raw(code, json.dumps(payload).encode(), headers)
 
-            def _send_raw(self, code: int, data: bytes) -> None:
+            def _send_raw(self, code: int, data: bytes, headers: dict[str, str] | None = None) -> None:
                 self.send_response(code)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

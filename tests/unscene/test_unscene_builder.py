@@ -220,7 +220,6 @@ def test_llm_candidates_through_a_real_http_server(chat_server, tmp_path: Path) 
         api_key="k",
         timeout=2,
         max_retries=2,
-        backoff_base=0.01,
         seed=0,
     )
     cache = ResponseCache(tmp_path / "llm.jsonl")
@@ -260,7 +259,7 @@ def test_llm_candidates_through_a_real_http_server(chat_server, tmp_path: Path) 
 def test_llm_failure_names_the_videos(chat_server) -> None:
     chat_server.responder = lambda body: ("status", 503)
     settings = ChatSettings(
-        model="m", base_url=chat_server.url, api_key="k", timeout=2, max_retries=1, backoff_base=0.01
+        model="m", base_url=chat_server.url, api_key="k", timeout=2, max_retries=1
     )
     u1 = _anns([{k: v for k, v in ANNOTATIONS[2].items() if not k.startswith("hallucinated")}])
     with pytest.raises(CandidateError, match=r"video 'u1' \(line 1\).*after 2 attempt"):

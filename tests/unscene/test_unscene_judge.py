@@ -29,8 +29,6 @@ def _client(server, *, retries: int = 3, timeout: float = 2.0, model: str = "jud
         api_key="test-key",
         timeout=timeout,
         max_retries=retries,
-        backoff_base=0.01,
-        backoff_max=0.05,
         seed=0,
     )
     return ChatClient(settings)
@@ -77,7 +75,7 @@ def test_reply_without_a_score_is_retried(chat_server) -> None:
 
 def test_timeout_is_retried_and_bounded(chat_server) -> None:
     chat_server.push(("hang", 1.5), ("reply", '{"score": 5}'))
-    judge = OpenAIJudge(_client(chat_server, timeout=0.3))
+    judge = OpenAIJudge(_client(chat_server, timeout=0.3, retries=1))
     start = time.monotonic()
     assert judge.judge("action", "surfing", "Someone surfs.").score == 5.0
     assert time.monotonic() - start < 1.4  # gave up on the hanging request instead of waiting for it
