@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from mashvlm.errors import UsageError
+
 __all__ = ["ABLATION_TABLES", "PRESETS", "StudyConfig", "VARIANTS", "variant_options"]
 
 
@@ -94,10 +96,16 @@ class StudyConfig:
     max_new_tokens: int = 24
 
     def __post_init__(self) -> None:
-        for name in self.variants:
-            variant_options(name)
+        from mashvlm.training.config import check_field_types
+
+        check_field_types(self, "study setting")
+        unknown = [name for name in self.variants if name not in VARIANTS]
+        if unknown:
+            raise UsageError(f"unknown study variant(s) {unknown}; known: {sorted(VARIANTS)}")
+        if not self.variants:
+            raise UsageError("need at least one variant")
         if not self.seeds:
-            raise ValueError("need at least one seed")
+            raise UsageError("need at least one seed")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
