@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mashvlm.errors import UsageError
+from mashvlm.validation import check_field_types
 
 __all__ = ["ABLATION_TABLES", "PRESETS", "StudyConfig", "VARIANTS", "variant_options"]
 
@@ -96,9 +97,10 @@ class StudyConfig:
     max_new_tokens: int = 24
 
     def __post_init__(self) -> None:
-        from mashvlm.training.config import check_field_types
+        from mashvlm.synth.config import WorldConfig
 
         check_field_types(self, "study setting")
+        WorldConfig.from_dict(self.world)  # a bad world setting is named now, not after the study started
         unknown = [name for name in self.variants if name not in VARIANTS]
         if unknown:
             raise UsageError(f"unknown study variant(s) {unknown}; known: {sorted(VARIANTS)}")

@@ -9,6 +9,7 @@ from typing import Any
 from mashvlm.errors import UsageError
 from mashvlm.synth.labels import ACTIONS, SCENES, TYPICAL_SCENE
 from mashvlm.synth.scenes import SCENE_DRAWERS
+from mashvlm.validation import check_field_types
 
 __all__ = ["WorldConfig", "SPLITS"]
 
@@ -40,6 +41,7 @@ class WorldConfig:
     crf: int = 18  # H.264 quality of the written mp4s
 
     def __post_init__(self) -> None:
+        check_field_types(self, "WorldConfig")
         object.__setattr__(self, "actions", tuple(self.actions))
         object.__setattr__(self, "scenes", tuple(self.scenes))
         object.__setattr__(self, "pan_speed", tuple(float(v) for v in self.pan_speed))

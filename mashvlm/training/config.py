@@ -7,9 +7,9 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
 
 from mashvlm.errors import FormatError, UsageError
+from mashvlm.validation import check_field_types
 
 MASH_OPTIONS = (
     "rope_variant",
@@ -18,32 +18,6 @@ MASH_OPTIONS = (
     "spatial_attends_temporal",
     "temporal_attends_spatial",
 )
-
-
-def _type_ok(value: Any, hint: Any) -> bool:
-    """Whether ``value`` fits a plain field annotation (str, int, float, bool, dict, list[X], X | None)."""
-    args, origin = getattr(hint, "__args__", None), getattr(hint, "__origin__", None)
-    if origin is list:  # list[X]
-        return isinstance(value, list) and all(_type_ok(v, args[0]) for v in value)
-    if args is not None and type(None) in args:  # X | None
-        return value is None or any(_type_ok(value, a) for a in args if a is not type(None))
-    hint = origin or hint
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint) if isinstance(hint, type) else True
-
-
-def check_field_types(config: Any, what: str) -> None:
-    """Raise :class:`UsageError` naming the first field of the dataclass ``config`` whose value has the wrong
-    type (``learning_rate="fast"`` from a config file or ``--set``), before it fails deep in training."""
-    hints = get_type_hints(type(config))
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if not _type_ok(value, hints[f.name]):
-            expected = getattr(hints[f.name], "__name__", None) or str(hints[f.name])
-            raise UsageError(f"{what}: {f.name} must be {expected}, got {value!r}")
 
 
 @dataclass
