@@ -368,6 +368,7 @@ def test_unscene_run_bad_inputs(tmp_path, unscene_files, a_file, capsys, monkeyp
     out = tmp_path / "p.jsonl"
     files = unscene_files
     fails_cleanly(_run(files, out, "--model", tmp_path / "nowhere"), capsys, "nowhere: not a directory")
+    fails_cleanly(_run(files, out, "--model", tmp_path, "--dtype", "float42"), capsys, "unknown torch dtype")
     fails_cleanly(_run(files, tmp_path, "--model-class", "cli_error_models:Good"), capsys, "--output", "is a folder")
     fails_cleanly(_run({**files, "videos": a_file}, out, "--model-class", "m:C"), capsys, "--video-root")
     fails_cleanly(_run(files, out, "--model-class", "no_such_module_xyz:Model"), capsys, "no module named")
