@@ -31,9 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one sub-command. The one error policy: the project's own errors (:class:`MashVlmError`, a
-    bad input the user can fix) print one line naming the input and the fix, and exit with status 2;
-    anything else is a bug and keeps its traceback."""
+    """Run one sub-command. The one error policy (docs/decisions.md): the project's own errors
+    (:class:`MashVlmError`, a bad input the user can fix) print one line naming the input and the fix,
+    and exit with status 2 (or the error's own ``exit_code``, e.g. 1 for an aborted run); anything else
+    is a bug and keeps its traceback. Sub-commands do not catch errors themselves; invalid options are
+    argparse's (usage message, exit 2)."""
     from mashvlm.errors import MashVlmError
 
     parser = build_parser()
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except MashVlmError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return int(getattr(err, "exit_code", 2))
 
 
 if __name__ == "__main__":

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from .modeling import MashVlmForConditionalGeneration, MashVlmProcessor
-from .modeling.conversion import CheckpointError
+from .errors import UsageError
+from .modeling import MashVlmConfig, MashVlmForConditionalGeneration, MashVlmProcessor
+from .modeling.conversion import (
+    CheckpointError,
+    check_safetensors,
+    check_tokenizer_files,
+    load_checkpoint_config,
+    read_json_object,
+)
 
 
 def check_mashvlm_dir(path: str | os.PathLike) -> Path:
@@ -19,17 +25,35 @@ def check_mashvlm_dir(path: str | os.PathLike) -> Path:
     if not path.is_dir():
         raise CheckpointError(f"{path}: not a directory (expected a MASH-VLM checkpoint saved with save_pretrained)")
     config_file = path / "config.json"
-    if not config_file.is_file():
-        raise CheckpointError(f"{path}: no config.json")
-    model_type = json.loads(config_file.read_text()).get("model_type")
+    model_type = read_json_object(config_file).get("model_type")
     if model_type != "mash_vlm":
         hint = " (convert it first: mashvlm convert llava SRC DST)" if model_type == "llava" else ""
         raise CheckpointError(f"{config_file}: model_type is {model_type!r}, expected 'mash_vlm'{hint}")
-    if not (path / "model.safetensors").is_file() and not (path / "model.safetensors.index.json").is_file():
+    if (path / "model.safetensors").is_file():
+        check_safetensors(path / "model.safetensors")
+    elif not (path / "model.safetensors.index.json").is_file():
         raise CheckpointError(f"{path}: no model.safetensors (pickled .bin weights are never loaded)")
-    if not (path / "processor_config.json").is_file() or not (path / "tokenizer_config.json").is_file():
-        raise CheckpointError(f"{path}: no processor_config.json / tokenizer files (save the processor with the model)")
+    if not (path / "processor_config.json").is_file():
+        raise CheckpointError(f"{path}: no processor_config.json (save the processor with the model)")
+    read_json_object(path / "processor_config.json")
+    check_tokenizer_files(path)
     return path
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a torch.device (default: cuda if available, else cpu); an unknown name or a GPU this
+    machine lacks is a :class:`UsageError`, not an error deep inside torch."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise UsageError(f"device {device!r} is not a torch device, e.g. cpu, cuda, cuda:1 ({err})") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"device {device!r}: CUDA is not available on this machine; use cpu")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise UsageError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return resolved
 
 
 class VideoChat:
@@ -44,8 +68,11 @@ class VideoChat:
         cls, model_dir: str | os.PathLike, device: str | torch.device | None = None, dtype: torch.dtype | None = None
     ) -> VideoChat:
         path = check_mashvlm_dir(model_dir)
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        model = MashVlmForConditionalGeneration.from_pretrained(path, dtype=dtype or "auto", use_safetensors=True)
+        device = resolve_device(device)
+        config = load_checkpoint_config(path, MashVlmConfig)
+        model = MashVlmForConditionalGeneration.from_pretrained(
+            path, config=config, dtype=dtype or "auto", use_safetensors=True
+        )
         return cls(model.to(device), MashVlmProcessor.from_pretrained(path))
 
     @property

@@ -35,23 +35,71 @@ class CheckpointError(MashVlmError, ValueError):
     """A checkpoint directory is missing a file or holds something we refuse to load."""
 
 
+def read_json_object(file: Path) -> dict:
+    """A checkpoint's JSON file (config.json, tokenizer_config.json, ...) as a dict; a missing,
+    unreadable or malformed file is a :class:`CheckpointError` naming it."""
+    if not file.is_file():
+        raise CheckpointError(f"{file.parent}: no {file.name}")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{file}: not valid JSON ({err}); restore it from the original checkpoint") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{file}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def check_safetensors(file: Path) -> None:
+    """Read the header of a safetensors file (cheap) so a truncated or foreign file is named here,
+    not deep inside ``from_pretrained``."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(file, framework="pt"):
+            pass
+    except SafetensorError as err:
+        raise CheckpointError(f"{file}: not a readable safetensors file ({err})") from None
+
+
+def check_tokenizer_files(path: Path) -> None:
+    """The tokenizer must be saved with the checkpoint as a fast tokenizer (tokenizer.json)."""
+    for name in ("tokenizer_config.json", "tokenizer.json"):
+        if not (path / name).is_file():
+            raise CheckpointError(f"{path}: no {name} (the tokenizer must be saved with the checkpoint)")
+        read_json_object(path / name)
+
+
+def load_checkpoint_config(path: Path, config_class):
+    """``config_class.from_pretrained(path)``; values it rejects (an unknown rope_variant, a sub-config of
+    an unknown model_type, a string where a number belongs) are a :class:`CheckpointError` naming the file.
+    Only the parsing of config.json is guarded here: its checks raise ValueError/TypeError on bad values."""
+    try:
+        return config_class.from_pretrained(path)
+    except (ValueError, TypeError) as err:
+        reason = str(err) if len(str(err)) <= 300 else str(err)[:300] + "..."  # transformers lists every model type
+        raise CheckpointError(f"{path / 'config.json'}: invalid configuration ({reason})") from None
+
+
 def check_llava_dir(path: str | os.PathLike) -> Path:
     """Validate a llava-hf checkpoint directory; raise :class:`CheckpointError` naming what is wrong."""
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"{path}: not a directory (expected a local llava-hf checkpoint)")
     config_file = path / "config.json"
-    if not config_file.is_file():
-        raise CheckpointError(f"{path}: no config.json")
-    model_type = json.loads(config_file.read_text()).get("model_type")
+    model_type = read_json_object(config_file).get("model_type")
     if model_type != "llava":
         raise CheckpointError(f"{config_file}: model_type is {model_type!r}, expected 'llava' (llava-hf layout)")
     index = path / "model.safetensors.index.json"
     if index.is_file():
-        shards = set(json.loads(index.read_text())["weight_map"].values())
+        weight_map = read_json_object(index).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise CheckpointError(f"{index}: no 'weight_map' object")
+        shards = set(weight_map.values())
         missing = sorted(s for s in shards if not (path / s).is_file())
         if missing:
             raise CheckpointError(f"{index}: shard file(s) missing: {', '.join(missing)}")
+        for shard in sorted(shards):
+            check_safetensors(path / shard)
     elif not (path / "model.safetensors").is_file():
         pickles = sorted(p.name for p in path.glob("*.bin"))
         hint = (
@@ -61,9 +109,11 @@ def check_llava_dir(path: str | os.PathLike) -> Path:
             else ""
         )
         raise CheckpointError(f"{path}: no model.safetensors or model.safetensors.index.json.{hint}")
-    for required in ("tokenizer_config.json",):
-        if not (path / required).is_file():
-            raise CheckpointError(f"{path}: no {required} (the tokenizer must be saved with the checkpoint)")
+    else:
+        check_safetensors(path / "model.safetensors")
+    check_tokenizer_files(path)
+    if (path / "preprocessor_config.json").is_file():
+        read_json_object(path / "preprocessor_config.json")
     return path
 
 
@@ -84,7 +134,10 @@ def mash_config_from_llava(llava_config: LlavaConfig, **overrides) -> MashVlmCon
         "multimodal_projector_bias": llava_config.multimodal_projector_bias,
     }
     kwargs.update(overrides)
-    return MashVlmConfig(**kwargs)
+    try:
+        return MashVlmConfig(**kwargs)
+    except (ValueError, TypeError) as err:  # MashVlmConfig's checks of the combined values
+        raise CheckpointError(f"this LLaVA checkpoint with options {overrides} gives no valid MASH-VLM config: {err}") from None
 
 
 def load_llava_as_mashvlm(path: str | os.PathLike, *, dtype="auto", **config_overrides):
@@ -95,7 +148,7 @@ def load_llava_as_mashvlm(path: str | os.PathLike, *, dtype="auto", **config_ove
     from .modeling_mash_vlm import MashVlmForConditionalGeneration
 
     path = check_llava_dir(path)
-    llava_config = LlavaConfig.from_pretrained(path)
+    llava_config = load_checkpoint_config(path, LlavaConfig)
     tokenizer = AutoTokenizer.from_pretrained(path)
     temporal_id, spatial_id = add_video_tokens(tokenizer)
     config = mash_config_from_llava(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import dataclasses
 import time
 from pathlib import Path
 
-from mashvlm.commands import parse_key_values
+from mashvlm.commands import check_output_dir, non_negative_int, parse_key_values, positive_int
+from mashvlm.errors import UsageError
 from mashvlm.study.config import PRESETS, VARIANTS, StudyConfig
 
 
@@ -27,10 +28,10 @@ def register(subparsers) -> None:
     size.add_argument("--full", action="store_true",
                       help="the ablation grid of Tables 5-7 over 3 seeds (hours on 2 CPU cores)")
     demo.add_argument("--out", default=None, help="output folder (default: runs/demo[-quick|-full])")
-    demo.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default: preset)")
+    demo.add_argument("--seeds", type=non_negative_int, nargs="+", default=None, help="training seeds (default: preset)")
     demo.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=None,
                       help="variants to train (default: baseline mash; --full: the whole grid)")
-    demo.add_argument("--steps", type=int, default=None, help="training steps per model (default: preset)")
+    demo.add_argument("--steps", type=positive_int, default=None, help="training steps per model (default: preset)")
     demo.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                       help="override any StudyConfig field, e.g. --set learning_rate=1e-3 (repeatable)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -39,40 +40,35 @@ def register(subparsers) -> None:
 
 def _config(args: argparse.Namespace) -> tuple[str, StudyConfig]:
     preset = "quick" if args.quick else "full" if args.full else "default"
-    fields = {**PRESETS[preset], **parse_key_values(args.set)}
+    settings = parse_key_values(args.set)
+    names = {f.name for f in dataclasses.fields(StudyConfig)}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise UsageError(f"--set: unknown study setting(s) {unknown}; valid: {sorted(names)}")
+    fields = {**PRESETS[preset], **settings}
     if args.seeds is not None:
         fields["seeds"] = args.seeds
     if args.variants is not None:
         fields["variants"] = args.variants
     if args.steps is not None:
         fields["max_steps"] = args.steps
-    try:
-        return preset, StudyConfig(**fields)
-    except TypeError as err:
-        raise ValueError(f"bad study setting: {err}") from err
+    return preset, StudyConfig(**fields)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from mashvlm.study.run import run_study
 
-    try:
-        preset, config = _config(args)
-    except (ValueError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    preset, config = _config(args)
+    out = args.out or ("runs/demo" if preset == "default" else f"runs/demo-{preset}")
+    check_output_dir(out, "--out")
     if args.no_progress:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # transformers' own bars (loading and saving weights)
-    out = args.out or ("runs/demo" if preset == "default" else f"runs/demo-{preset}")
     start = time.monotonic()
     print(f"MASH-VLM action-scene study ({preset}): {len(config.variants)} variant(s) x {len(config.seeds)} "
           f"seed(s), {config.max_steps} steps each -> {out}", flush=True)
-    try:
-        run_study(out, config, progress=not args.no_progress, log=lambda m: print(m, flush=True))
-    except ValueError as err:  # another study in --out, or bad input files (named in the message)
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    run_study(out, config, progress=not args.no_progress, log=lambda m: print(m, flush=True))
     print()
     print((Path(out) / "study_table.txt").read_text(), end="")
     print(f"\nresults: {out}/study_results.json, {out}/study_table.txt, {out}/study.png "

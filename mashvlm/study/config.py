@@ -11,6 +11,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from mashvlm.errors import UsageError
+from mashvlm.validation import check_field_types
+
 __all__ = ["ABLATION_TABLES", "PRESETS", "StudyConfig", "VARIANTS", "variant_options"]
 
 
@@ -94,10 +97,17 @@ class StudyConfig:
     max_new_tokens: int = 24
 
     def __post_init__(self) -> None:
-        for name in self.variants:
-            variant_options(name)
+        from mashvlm.synth.config import WorldConfig
+
+        check_field_types(self, "study setting")
+        WorldConfig.from_dict(self.world)  # a bad world setting is named now, not after the study started
+        unknown = [name for name in self.variants if name not in VARIANTS]
+        if unknown:
+            raise UsageError(f"unknown study variant(s) {unknown}; known: {sorted(VARIANTS)}")
+        if not self.variants:
+            raise UsageError("need at least one variant")
         if not self.seeds:
-            raise ValueError("need at least one seed")
+            raise UsageError("need at least one seed")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

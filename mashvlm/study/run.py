@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mashvlm.errors import UsageError
 from mashvlm.files import write_json_atomic
 from mashvlm.study.config import StudyConfig, variant_options
 
@@ -264,7 +265,7 @@ def run_study(out_dir: str | os.PathLike, config: StudyConfig, *, progress: bool
     out.mkdir(parents=True, exist_ok=True)
     saved_config = out / "study_config.json"
     if saved_config.is_file() and _identity(json.loads(saved_config.read_text())) != _identity(config.to_dict()):
-        raise ValueError(
+        raise UsageError(
             f"{out} holds a study with another configuration ({saved_config}); use another --out "
             "or delete it (more seeds or variants may be added to a study, nothing else changed)"
         )

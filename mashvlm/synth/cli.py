@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
 from typing import Any
+
+from mashvlm.commands import check_output_dir, non_negative_int, positive_int
 
 __all__ = ["register", "config_from_args", "run"]
 
@@ -34,14 +35,14 @@ def register(subparsers: Any) -> None:
         "complete in --out; finishes an interrupted build.",
     )
     p.add_argument("--out", default="runs/world", help="world directory (default: runs/world)")
-    p.add_argument("--seed", type=int, default=0, help="world seed (default: 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="world seed (default: 0)")
     p.add_argument("--quick", action="store_true", help="a tiny world (96 train videos, 40 test videos)")
     p.add_argument("--rho", type=float, default=None, help="train: P(action in its typical scene) (0.9)")
     p.add_argument("--empty-frac", type=float, default=None, help="train: share of empty scenes (0.1)")
-    p.add_argument("--train", type=int, default=None, help="train videos (1200)")
-    p.add_argument("--test-usual", type=int, default=None, help="usual-context test videos (160)")
-    p.add_argument("--test-unusual", type=int, default=None, help="unusual-context test videos (160)")
-    p.add_argument("--test-scene-only", type=int, default=None, help="scene-only test videos (80)")
+    p.add_argument("--train", type=non_negative_int, default=None, help="train videos (1200)")
+    p.add_argument("--test-usual", type=non_negative_int, default=None, help="usual-context test videos (160)")
+    p.add_argument("--test-unusual", type=non_negative_int, default=None, help="unusual-context test videos (160)")
+    p.add_argument("--test-scene-only", type=non_negative_int, default=None, help="scene-only test videos (80)")
     p.add_argument("--size", type=_size, default=None, metavar="N|WxH", help="frame size, even (64)")
     p.add_argument("--frames", type=int, default=None, help="frames per video (16)")
     p.add_argument("--fps", type=float, default=None, help="frames per second (8)")
@@ -51,7 +52,7 @@ def register(subparsers: Any) -> None:
         "--neutral-scenes", action="store_true", help="also draw library and kitchen (typical of no action)"
     )
     p.add_argument("--qa-per-video", type=int, default=None, help="instruction QA entries per train video, 6-8 (6)")
-    p.add_argument("--workers", type=int, default=None, help="rendering processes (default: up to 2)")
+    p.add_argument("--workers", type=positive_int, default=None, help="rendering processes (default: up to 2)")
     p.add_argument("--force", action="store_true", help="delete the world in --out and regenerate it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -87,21 +88,14 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from mashvlm.synth.config import SPLITS
-    from mashvlm.synth.world import WorldMismatchError, build_world
+    from mashvlm.synth.world import build_world
 
-    try:
-        config = config_from_args(args)
-    except ValueError as err:
-        print(f"mashvlm synth: {err}", file=sys.stderr)
-        return 2
+    config = config_from_args(args)
+    check_output_dir(args.out, "--out")
     start = time.perf_counter()
-    try:
-        world = build_world(
-            args.out, config, args.seed, force=args.force, workers=args.workers, progress=not args.no_progress
-        )
-    except WorldMismatchError as err:
-        print(f"mashvlm synth: {err}", file=sys.stderr)
-        return 2
+    world = build_world(
+        args.out, config, args.seed, force=args.force, workers=args.workers, progress=not args.no_progress
+    )
     counts = ", ".join(f"{s} {len(world.split(s))}" for s in SPLITS)
     print(f"world in {world.root} ({counts}) {world.content_hash} [{time.perf_counter() - start:.1f}s]")
     return 0

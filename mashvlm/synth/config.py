@@ -6,8 +6,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from mashvlm.errors import UsageError
 from mashvlm.synth.labels import ACTIONS, SCENES, TYPICAL_SCENE
 from mashvlm.synth.scenes import SCENE_DRAWERS
+from mashvlm.validation import check_field_types
 
 __all__ = ["WorldConfig", "SPLITS"]
 
@@ -39,6 +41,7 @@ class WorldConfig:
     crf: int = 18  # H.264 quality of the written mp4s
 
     def __post_init__(self) -> None:
+        check_field_types(self, "WorldConfig")
         object.__setattr__(self, "actions", tuple(self.actions))
         object.__setattr__(self, "scenes", tuple(self.scenes))
         object.__setattr__(self, "pan_speed", tuple(float(v) for v in self.pan_speed))
@@ -70,7 +73,7 @@ class WorldConfig:
         if not 6 <= self.qa_per_video <= 8:
             problems.append("qa_per_video must be 6-8 (5 yes/no questions and 1-3 open ones)")
         if problems:
-            raise ValueError("invalid WorldConfig: " + "; ".join(problems))
+            raise UsageError("invalid WorldConfig: " + "; ".join(problems))
 
     def split_size(self, split: str) -> int:
         return {
@@ -94,7 +97,7 @@ class WorldConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown WorldConfig fields: {sorted(unknown)}")
+            raise UsageError(f"unknown WorldConfig fields: {sorted(unknown)}; known: {sorted(known)}")
         return cls(**d)
 
     def quick(self) -> WorldConfig:

@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from mashvlm.commands import parse_key_values
+from mashvlm.commands import check_output_dir, parse_key_values
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .config import TrainConfig
-    from .data import DataFormatError
+    from .config import TrainConfig, check_config_inputs
     from .trainer import train
 
-    try:
-        overrides = parse_key_values(args.set)
-    except ValueError as err:
-        raise SystemExit(str(err)) from err
+    overrides = parse_key_values(args.set)
     for key in ("train_file", "output_dir", "max_steps", "seed"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
-    try:
-        config = TrainConfig.from_file(args.config, **overrides)
-        result = train(config, resume=not args.no_resume)
-    except DataFormatError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    config = TrainConfig.from_file(args.config, **overrides)
+    check_output_dir(config.output_dir, "output_dir")
+    check_config_inputs(config)
+    result = train(config, resume=not args.no_resume)
     state = "already trained, reused" if result.reused else f"trained to step {result.global_step}"
     print(f"{state}: {result.final_dir}")
     return 0

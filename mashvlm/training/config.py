@@ -8,6 +8,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mashvlm.errors import FormatError, UsageError
+from mashvlm.validation import check_field_types
+
 MASH_OPTIONS = (
     "rope_variant",
     "temporal_attention",
@@ -57,30 +60,77 @@ class TrainConfig:
     share_prompt_prefix: bool = True
 
     def __post_init__(self):
+        check_field_types(self, "training config")
         unknown = set(self.mash) - set(MASH_OPTIONS)
         if unknown:
-            raise ValueError(f"unknown 'mash' option(s) {sorted(unknown)}; choose from {list(MASH_OPTIONS)}")
+            raise UsageError(f"unknown 'mash' option(s) {sorted(unknown)}; choose from {list(MASH_OPTIONS)}")
         if not (self.init == "tiny" or self.init.startswith(("llava:", "mashvlm:"))):
-            raise ValueError(f"init must be 'tiny', 'llava:PATH' or 'mashvlm:PATH', got {self.init!r}")
+            raise UsageError(f"init must be 'tiny', 'llava:PATH' or 'mashvlm:PATH', got {self.init!r}")
+        from mashvlm.modeling.configuration_mash_vlm import ATTENTION_TYPES, ROPE_VARIANTS
+
+        allowed = {"rope_variant": ROPE_VARIANTS, "temporal_attention": ATTENTION_TYPES,
+                   "spatial_attention": ATTENTION_TYPES}
+        for key, value in self.mash.items():
+            choices = allowed.get(key, (True, False))
+            if value not in choices or (key not in allowed and not isinstance(value, bool)):
+                raise UsageError(f"mash option {key} must be one of {list(choices)}, got {value!r}")
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, **overrides) -> TrainConfig:
+        """The config in the JSON file ``path`` with ``overrides`` (command-line values) applied. A missing
+        or malformed file is a :class:`FormatError`, an unknown key or a bad value a :class:`UsageError`."""
         path = Path(path)
+        if path.is_dir():
+            raise FormatError(path, None, None, "is a folder; give the JSON training config file")
         try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError as err:
-            raise ValueError(f"{path}: no such config file") from err
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from err
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FormatError(path, None, None, "no such config file") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise FormatError(path, getattr(err, "lineno", None), None, f"not valid JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise FormatError(path, None, None, f"expected a JSON object of config keys, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted((set(data) | set(overrides)) - names)
+        unknown = sorted(set(data) - names)
         if unknown:
-            raise ValueError(f"{path}: unknown key(s) {unknown}; valid keys: {sorted(names)}")
+            raise FormatError(path, None, None, f"unknown key(s) {unknown}; valid keys: {sorted(names)}")
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise UsageError(f"--set: unknown key(s) {unknown}; valid keys: {sorted(names)}")
         for key in ("train_file", "video_root", "vision_tower_weights", "language_model_weights", "output_dir"):
-            if data.get(key) and not os.path.isabs(data[key]):
+            if isinstance(data.get(key), str) and data[key] and not os.path.isabs(data[key]):
                 data[key] = str(path.parent / data[key])  # paths in the file are relative to it
         data.update(overrides)  # command-line values are relative to the working directory
-        return cls(**data)
+        if "train_file" not in data:
+            raise FormatError(path, None, "train_file", "missing; set it in the file or with --train-file")
+        try:
+            return cls(**data)
+        except UsageError as err:
+            where = f"{path} with the command-line values" if overrides else str(path)
+            raise UsageError(f"{where}: {err}") from None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def check_config_inputs(config: TrainConfig) -> None:
+    """Check the files and folders a config names before training starts, so a wrong path is one
+    :class:`UsageError` naming the config key, not an error minutes into model building."""
+    from mashvlm.inference import check_mashvlm_dir
+    from mashvlm.modeling.conversion import check_llava_dir, check_safetensors
+
+    if not Path(config.train_file).is_file():
+        what = "is a folder" if Path(config.train_file).is_dir() else "does not exist"
+        raise UsageError(f"train_file {config.train_file} {what}; give the VideoChat2-format JSON file")
+    if config.video_root is not None and not Path(config.video_root).is_dir():
+        raise UsageError(f"video_root {config.video_root} is not a folder")
+    for key in ("vision_tower_weights", "language_model_weights"):
+        value = getattr(config, key)
+        if value is not None:
+            if not Path(value).is_file():
+                raise UsageError(f"{key} {value} is not a file; give a .safetensors file")
+            check_safetensors(Path(value))
+    if config.init.startswith("llava:"):
+        check_llava_dir(config.init.removeprefix("llava:"))
+    elif config.init.startswith("mashvlm:"):
+        check_mashvlm_dir(config.init.removeprefix("mashvlm:"))

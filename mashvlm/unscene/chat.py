@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mashvlm.errors import MashVlmError
+from mashvlm.errors import MashVlmError, UsageError
 from mashvlm.files import append_jsonl, read_jsonl, repair_truncated_tail
 
 Message = dict[str, str]
@@ -81,7 +81,7 @@ class ChatSettings:
         """Flags win over ``{prefix}_MODEL`` / ``_BASE_URL`` / ``_API_KEY``, then ``OPENAI_*``."""
         model = model or os.environ.get(f"{prefix}_MODEL") or default_model
         if not model:
-            raise ValueError(f"no model name: pass one or set {prefix}_MODEL")
+            raise UsageError(f"no model name: pass one or set {prefix}_MODEL")
         base_url = base_url or os.environ.get(f"{prefix}_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
         api_key = api_key or os.environ.get(f"{prefix}_API_KEY") or os.environ.get("OPENAI_API_KEY")
         return cls(model=model, base_url=base_url, api_key=api_key, **kwargs)
@@ -97,7 +97,7 @@ class ChatClient:
         api_key = settings.api_key
         if not api_key:
             if settings.base_url is None:
-                raise ValueError("no API key for api.openai.com: pass one or set OPENAI_API_KEY")
+                raise UsageError("no API key for api.openai.com: pass one or set OPENAI_API_KEY")
             api_key = "EMPTY"  # local servers (vLLM, llama.cpp) accept any key
         self._lock = threading.Lock()
         self.requests = 0  # HTTP requests made (attempts, retries included)

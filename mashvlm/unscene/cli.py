@@ -9,9 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mashvlm.errors import FormatError
+from mashvlm.commands import check_input_files, check_output_dir, check_output_file, positive_int
+from mashvlm.errors import UsageError
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK = 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,31 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_run(sub)
     _add_score(sub)
     _add_validate(sub)
-
-
-def _guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Input problems become one clear line on stderr and exit code 2, not a traceback."""
-
-    def wrapper(args: argparse.Namespace) -> int:
-        from mashvlm.unscene.candidates import CandidateError
-        from mashvlm.unscene.runner import PredictionsFileLocked
-
-        try:
-            return func(args)
-        except (
-            FormatError,
-            CandidateError,
-            PredictionsFileLocked,
-            ValueError,
-            TypeError,
-            ImportError,
-        ) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    return wrapper
 
 
 def _chat_flags(p: argparse.ArgumentParser, prefix: str, env: str, what: str) -> None:
@@ -136,7 +112,7 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
         help="offline candidate source: CSV/TSV/JSONL of action,scene[,count] or JSON ranked lists",
     )
     p.add_argument(
-        "--num-candidates", type=int, default=4, help="candidates per label (default 4, as the paper)"
+        "--num-candidates", type=positive_int, default=4, help="candidates per label (default 4, as the paper)"
     )
     p.add_argument(
         "--candidates-out",
@@ -147,7 +123,7 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-open-ended", action="store_true", help="binary questions only")
     p.add_argument("--video-root", type=Path, help="if given, check that every video file exists")
     _chat_flags(p, "llm", "UNSCENE_LLM", "candidate-generating")
-    p.set_defaults(func=_guard(cmd_build))
+    p.set_defaults(func=cmd_build)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -157,6 +133,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     from mashvlm.unscene.candidates import CooccurrenceTable, LLMCandidates
     from mashvlm.unscene.formats import SCENE_ONLY, load_annotations, resolve_video_path
 
+    check_input_files(args, "annotations", "cooccurrence")
+    check_output_file(args.output, "--output")
+    if args.candidates_out is not None:
+        check_output_file(args.candidates_out, "--candidates-out")
     annotations = load_annotations(args.annotations)
     if args.video_root is not None:
         _check_videos_exist(
@@ -167,7 +147,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     source = None
     llm_flags = [f for f, v in (("--llm-model", args.llm_model), ("--llm-base-url", args.llm_base_url)) if v]
     if args.cooccurrence is not None and llm_flags:
-        raise ValueError(f"give either --cooccurrence or {' / '.join(llm_flags)}, not both")
+        raise UsageError(f"give either --cooccurrence or {' / '.join(llm_flags)}, not both")
     if args.cooccurrence is not None:
         source = CooccurrenceTable.load(args.cooccurrence, num_candidates=args.num_candidates)
     elif llm_flags or os.environ.get("UNSCENE_LLM_MODEL") or os.environ.get("UNSCENE_LLM_BASE_URL"):
@@ -201,7 +181,7 @@ def _check_videos_exist(
             missing.append(f"{where}: {video}")
     if missing:
         more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
-        raise ValueError(
+        raise UsageError(
             f"{len(missing)} video file(s) not found under {root}:\n  " + "\n  ".join(missing[:20]) + more
         )
 
@@ -237,7 +217,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="MASH-VLM: device, e.g. cuda:0 (default: the inference API's choice)")
     p.add_argument("--dtype", help="MASH-VLM: torch dtype name, e.g. bfloat16")
     p.add_argument(
-        "--max-new-tokens", type=int, default=256, help="MASH-VLM: answer length limit (default 256)"
+        "--max-new-tokens", type=positive_int, default=256, help="MASH-VLM: answer length limit (default 256)"
     )
     p.add_argument(
         "--tasks",
@@ -253,7 +233,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         help="stop after this many videos in a row fail with model (not video) errors; 0: never",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_guard(cmd_run))
+    p.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -261,16 +241,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mashvlm.unscene.formats import load_questions
     from mashvlm.unscene.runner import (
         MashVlmModel,
-        RunAborted,
         check_predictions_path,
         load_model_class,
         parse_model_args,
         run_model,
     )
 
+    check_input_files(args, "questions")
+    check_output_file(args.output, "--output")
     questions = load_questions(args.questions)  # all of them: --tasks only narrows what is asked
     if not args.video_root.is_dir():
-        raise ValueError(f"--video-root {args.video_root} is not a directory")
+        raise UsageError(f"--video-root {args.video_root} is not a directory")
     # before spending minutes loading a model
     check_predictions_path(args.output, [q.question_id for q in questions])
     if args.model is not None:
@@ -279,20 +260,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     else:
         model = load_model_class(args.model_class, parse_model_args(args.model_arg))
-    try:
-        stats = run_model(
-            model,
-            questions,
-            args.video_root,
-            args.output,
-            tasks=args.tasks,
-            retry_errors=args.retry_errors,
-            max_consecutive_failures=args.max_consecutive_failures,
-            progress=not args.no_progress,
-        )
-    except RunAborted as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_FAILED
+    stats = run_model(  # RunAborted (the model kept failing) exits with its own status 1
+        model,
+        questions,
+        args.video_root,
+        args.output,
+        tasks=args.tasks,
+        retry_errors=args.retry_errors,
+        max_consecutive_failures=args.max_consecutive_failures,
+        progress=not args.no_progress,
+    )
     print(f"{args.output}: {stats.summary()}")
     if stats.failed:
         print(
@@ -329,10 +306,10 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
         "(not comparable to GPT-judge scores); default none (binary only)",
     )
     p.add_argument("--judge-seed", type=int, default=0, help="seed sent to the judge (default 0)")
-    p.add_argument("--judge-workers", type=int, default=4, help="concurrent judge requests (default 4)")
+    p.add_argument("--judge-workers", type=positive_int, default=4, help="concurrent judge requests (default 4)")
     p.add_argument("--synonyms", type=Path, help="offline-lexical: JSON {label: [synonym, ...]}")
     _chat_flags(p, "judge", "UNSCENE_JUDGE", "judge")
-    p.set_defaults(func=_guard(cmd_score))
+    p.set_defaults(func=cmd_score)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -349,7 +326,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     )
 
     if args.per_video and args.output_dir is None:
-        raise ValueError("--per-video needs --output-dir")
+        raise UsageError("--per-video needs --output-dir")
+    check_input_files(args, "questions", "predictions", "synonyms")
+    if args.output_dir is not None:
+        check_output_dir(args.output_dir, "--output-dir")
     questions = load_questions(args.questions)
     pred_file = load_predictions(args.predictions, known_question_ids=[q.question_id for q in questions])
     predictions = pred_file.predictions
@@ -422,7 +402,7 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
         "--predictions", type=Path, help="predictions (JSONL); checked against --questions if given"
     )
     p.add_argument("--video-root", type=Path, help="also check that every video file exists")
-    p.set_defaults(func=_guard(cmd_validate))
+    p.set_defaults(func=cmd_validate)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -430,7 +410,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from mashvlm.unscene.formats import load_annotations, load_predictions, load_questions, resolve_video_path
 
     if not (args.annotations or args.questions or args.predictions):
-        raise ValueError("give at least one of --annotations, --questions, --predictions")
+        raise UsageError("give at least one of --annotations, --questions, --predictions")
+    check_input_files(args, "annotations", "questions", "predictions")
     videos: list[tuple[str, str]] = []
     if args.annotations:
         anns = load_annotations(args.annotations)
@@ -463,12 +444,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m mashvlm.unscene.cli build|run|score|validate ...``: UNSCENE without the other commands."""
-    parser = argparse.ArgumentParser(prog="python -m mashvlm.unscene.cli")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    register(subparsers)
-    args = parser.parse_args(["unscene", *(sys.argv[1:] if argv is None else argv)])
-    return int(args.func(args) or 0)
+    """``python -m mashvlm.unscene.cli build|run|score|validate ...``: UNSCENE without the other commands
+    (the same parser and the same error policy as ``mashvlm unscene``)."""
+    from mashvlm.cli import main as mashvlm_main
+
+    return mashvlm_main(["unscene", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import os
 import sys
 import time
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from mashvlm.commands import parse_key_values
-from mashvlm.errors import FormatError, MashVlmError
+from mashvlm.errors import FormatError, MashVlmError, UsageError
 from mashvlm.files import append_jsonl, read_jsonl, repair_truncated_tail, write_jsonl_atomic
 from mashvlm.unscene.formats import Prediction, Question, load_predictions, resolve_video_path
 
@@ -74,7 +75,7 @@ class MashVlmModel:
 
             torch_dtype = getattr(torch, dtype, None)
             if not isinstance(torch_dtype, torch.dtype):
-                raise ValueError(f"unknown torch dtype {dtype!r} (use e.g. bfloat16, float16, float32)")
+                raise UsageError(f"unknown torch dtype {dtype!r} (use e.g. bfloat16, float16, float32)")
         self.chat = VideoChat.from_pretrained(os.fspath(model_dir), device=device, dtype=torch_dtype)
         self.max_new_tokens = max_new_tokens
         self.name = Path(model_dir).name
@@ -105,19 +106,36 @@ def load_model_class(spec: str, kwargs: dict[str, Any] | None = None) -> VideoQA
     """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise ValueError(f"--model-class expects 'package.module:ClassName', got {spec!r}")
+        raise ModelClassError(f"--model-class expects 'package.module:ClassName', got {spec!r}")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        # Only the named module itself (or its package) missing is the user's typo; an import failing
+        # inside their module is their code's error and keeps its traceback.
+        if err.name is None or not (module_name == err.name or module_name.startswith(err.name + ".")):
+            raise
+        raise ModelClassError(
+            f"--model-class {spec}: no module named {err.name!r} (run from the folder that holds it, or "
+            "install it)"
+        ) from None
     target: Any = module
     for part in attr.split("."):
         try:
             target = getattr(target, part)
         except AttributeError:
-            raise ValueError(f"{module_name!r} has no attribute {attr!r}") from None
-    model = target(**(kwargs or {}))
+            raise ModelClassError(f"{module_name!r} has no attribute {attr!r}") from None
+    kwargs = kwargs or {}
+    try:
+        inspect.signature(target).bind(**kwargs)
+    except TypeError as err:
+        raise ModelClassError(f"--model-arg does not fit {spec}: {err}") from None
+    except ValueError:  # no signature to inspect (a builtin): let the call itself decide
+        pass
+    model = target(**kwargs)
     if not callable(getattr(model, "answer", None)):
-        raise TypeError(f"{spec} does not implement answer(video_path, question) -> str")
+        raise ModelClassError(f"{spec} does not implement answer(video_path, question) -> str")
     return model
 
 
@@ -146,6 +164,12 @@ def format_error(err: BaseException) -> str:
 class RunAborted(MashVlmError, RuntimeError):
     """The run stopped because the model failed on too many videos in a row."""
 
+    exit_code = 1  # the command line tells "the model kept failing" (1) from bad input (2)
+
+
+class ModelClassError(UsageError, TypeError):
+    """``--model-class`` / ``--model-arg`` do not name an importable model with ``answer()``."""
+
 
 class PredictionsFileLocked(MashVlmError, RuntimeError):
     """Another run is writing the same predictions file (its ``.lock`` is held)."""
@@ -157,7 +181,7 @@ TASKS = ("all", "binary", "open_ended")
 def select_tasks(questions: Iterable[Question], tasks: str = "all") -> list[Question]:
     """The questions of ``tasks``: ``"all"``, ``"binary"`` (the yes/no pairs) or ``"open_ended"``."""
     if tasks not in TASKS:
-        raise ValueError(f"tasks must be one of {', '.join(TASKS)}, got {tasks!r}")
+        raise UsageError(f"tasks must be one of {', '.join(TASKS)}, got {tasks!r}")
     return [q for q in questions if tasks == "all" or q.is_binary == (tasks == "binary")]
 
 
