@@ -22,7 +22,7 @@ def _train(args: argparse.Namespace) -> int:
             overrides[key] = getattr(args, key)
     try:
         config = TrainConfig.from_file(args.config, **overrides)
-        result = train(config, resume=not args.no_resume)
+        result = train(config, overwrite=args.overwrite or args.no_resume)
     except DataFormatError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -39,5 +39,7 @@ def register(subparsers) -> None:
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    parser.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="remove the training in --output-dir (checkpoints included) and start over")
+    parser.add_argument("--no-resume", action="store_true", help="the same as --overwrite")
     parser.set_defaults(func=_train)
