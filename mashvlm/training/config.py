@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The MashVlmConfig fields that choose a MASH-VLM variant (Tables 5-7): the one list of their names, which
+# TrainConfig.mash and the study's variants are checked against (tests/training: each is a config field).
 MASH_OPTIONS = (
     "rope_variant",
     "temporal_attention",
