@@ -12,34 +12,45 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mashvlm.errors import UsageError
+from mashvlm.training.config import MASH_OPTIONS
 from mashvlm.validation import check_field_types
 
 __all__ = ["ABLATION_TABLES", "PRESETS", "StudyConfig", "VARIANTS", "variant_options"]
 
 
-def _options(temporal: str, spatial: str, spatial_attends_temporal: bool, temporal_attends_spatial: bool,
-             rope: str) -> dict[str, Any]:
-    return dict(temporal_attention=temporal, spatial_attention=spatial,
-                spatial_attends_temporal=spatial_attends_temporal,
-                temporal_attends_spatial=temporal_attends_spatial, rope_variant=rope)
+def _options(**options: Any) -> dict[str, Any]:
+    """A variant's MASH options: every one of ``MASH_OPTIONS`` set by name (none left to a default)."""
+    if set(options) != set(MASH_OPTIONS):
+        raise ValueError(f"a study variant sets exactly {list(MASH_OPTIONS)}, got {sorted(options)}")
+    return options
+
+
+def _variant(label: str, temporal: str, spatial: str, spatial_attends_temporal: bool,
+             temporal_attends_spatial: bool, rope: str) -> tuple[str, dict[str, Any]]:
+    """One row of the grid, in the ablation tables' column order."""
+    return label, _options(temporal_attention=temporal, spatial_attention=spatial,
+                           spatial_attends_temporal=spatial_attends_temporal,
+                           temporal_attends_spatial=temporal_attends_spatial, rope_variant=rope)
 
 
 # name -> (label, MASH options). Attention switches follow DESIGN §3 / Table 6's reading: a ✓ in the
 # paper's "Spatial -> Temporal" column (key -> query) disables temporal queries attending spatial keys.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "baseline": ("Baseline (causal, RoPE)", _options("causal", "causal", True, False, "distinct")),
-    "mash": ("MASH-VLM (DST, Harmonic-RoPE)", _options("causal", "bidirectional", False, False, "harmonic")),
+    "baseline": _variant("Baseline (causal, RoPE)", "causal", "causal", True, False, "distinct"),
+    "mash": _variant("MASH-VLM (DST, Harmonic-RoPE)", "causal", "bidirectional", False, False, "harmonic"),
     # Table 5: attention type per token type (no disentangling, standard RoPE).
-    "t5_bidir_bidir": ("temporal bi-dir / spatial bi-dir",
-                       _options("bidirectional", "bidirectional", True, False, "distinct")),
-    "t5_bidir_causal": ("temporal bi-dir / spatial causal", _options("bidirectional", "causal", True, False, "distinct")),
-    "t5_causal_bidir": ("temporal causal / spatial bi-dir", _options("causal", "bidirectional", True, False, "distinct")),
+    "t5_bidir_bidir": _variant("temporal bi-dir / spatial bi-dir", "bidirectional", "bidirectional", True, False,
+                               "distinct"),
+    "t5_bidir_causal": _variant("temporal bi-dir / spatial causal", "bidirectional", "causal", True, False,
+                                "distinct"),
+    "t5_causal_bidir": _variant("temporal causal / spatial bi-dir", "causal", "bidirectional", True, False,
+                                "distinct"),
     # Table 6: disentangling (temporal causal, spatial bi-directional, standard RoPE).
-    "t6_none": ("no disentangling", _options("causal", "bidirectional", True, True, "distinct")),
-    "t6_spatial_only": ("spatial <- temporal off", _options("causal", "bidirectional", False, True, "distinct")),
-    "t6_both": ("both directions off (DST)", _options("causal", "bidirectional", False, False, "distinct")),
+    "t6_none": _variant("no disentangling", "causal", "bidirectional", True, True, "distinct"),
+    "t6_spatial_only": _variant("spatial <- temporal off", "causal", "bidirectional", False, True, "distinct"),
+    "t6_both": _variant("both directions off (DST)", "causal", "bidirectional", False, False, "distinct"),
     # Table 7: positions under DST-attention.
-    "t7_balanced": ("balanced only", _options("causal", "bidirectional", False, False, "balanced")),
+    "t7_balanced": _variant("balanced only", "causal", "bidirectional", False, False, "balanced"),
 }
 
 # The paper's ablation tables as (row label, variant name); a variant shared by two tables is trained once.

@@ -14,7 +14,6 @@ model in the paper starts from the same Vicuna.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import torch
 
 from mashvlm.files import atomic_path
 from mashvlm.modeling import MashVlmForConditionalGeneration, MashVlmProcessor
+from mashvlm.study.optimise import fit
 from mashvlm.synth import WorldConfig
 from mashvlm.synth import templates as T
 from mashvlm.training.data import VideoInstructionCollator
@@ -129,10 +129,7 @@ def pretrain_language_model(
     in ``answer_acc_by_question``). Written atomically.
     """
     from safetensors.torch import save_file
-    from tqdm.auto import tqdm
 
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"language-model pre-training needs steps >= 1 and batch_size >= 1, got {steps}, {batch_size}")
     torch.manual_seed(seed)
     pad_id = processor.tokenizer.pad_token_id
     collate = VideoInstructionCollator(pad_token_id=pad_id if pad_id is not None else processor.tokenizer.eos_token_id)
@@ -140,29 +137,19 @@ def pretrain_language_model(
     train = [processor.encode_conversation([c], with_video=False)
              for c in text_conversations(world_config, max(batch_size, steps * batch_size // 4), seed)]
     held_out = text_conversations(world_config, 512, seed + 1)
-    params = [p for k, p in model.named_parameters() if k.startswith(LANGUAGE_MODEL_PREFIXES)]
-    optim = torch.optim.AdamW(params, lr=lr, weight_decay=0.1)
-    sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=lr, total_steps=steps, pct_start=0.1)
-    gen = torch.Generator().manual_seed(seed)
+
+    def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        batch = collate([train[i] for i in idx.tolist()])
+        return model(**batch, share_prompt_prefix=True).loss, {}  # the system prompt once per batch
+
     model.train()
-    bar = tqdm(range(steps), desc="language model", disable=not progress)
-    for step in bar:
-        idx = torch.randint(len(train), (batch_size,), generator=gen).tolist()
-        batch = collate([train[i] for i in idx])
-        loss = model(**batch, share_prompt_prefix=True).loss  # the system prompt once per batch
-        optim.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optim.step()
-        sched.step()
-        if step % 25 == 0 or step == steps - 1:
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    final_loss = fit([p for k, p in model.named_parameters() if k.startswith(LANGUAGE_MODEL_PREFIXES)], batch_loss,
+                     num_examples=len(train), steps=steps, batch_size=batch_size, lr=lr, weight_decay=0.1,
+                     max_grad_norm=1.0, seed=seed, desc="language model", progress=progress)
     model.eval()
     correct = _answers_correct(model, processor, held_out, collate)
-    metrics = {"answer_acc": sum(correct) / len(correct), "final_loss": loss.item(),
+    metrics = {"answer_acc": sum(correct) / len(correct), "final_loss": final_loss,
                "answer_acc_by_question": _accuracy_by_kind(held_out, correct)}
-    if not math.isfinite(metrics["final_loss"]):
-        raise RuntimeError("language-model pre-training diverged (loss is not finite); lower its learning rate")
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_file) as tmp:

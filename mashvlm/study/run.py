@@ -22,15 +22,19 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mashvlm.errors import UsageError
 from mashvlm.files import write_json_atomic
 from mashvlm.study.config import StudyConfig, variant_options
 
-__all__ = ["prepare_world", "prepare_tower", "prepare_language_model", "prepare_questions", "run_one", "run_study",
-           "summarise"]
+if TYPE_CHECKING:
+    from mashvlm.synth import World
+
+__all__ = ["PretrainedParts", "StudyContext", "prepare_world", "prepare_tower", "prepare_language_model",
+           "prepare_questions", "run_one", "run_study", "summarise"]
 
 Log = Callable[[str], None]
 
@@ -38,7 +42,29 @@ Log = Callable[[str], None]
 BINARY_KEYS = ("scene_only_action", "unusual_action", "unusual_scene", "average")
 
 
-def prepare_world(out_dir: Path, config: StudyConfig, progress: bool):
+@dataclass(frozen=True)
+class StudyContext:
+    """What every stage of one study shares: where it writes, its settings, its world, how it reports."""
+
+    out_dir: Path
+    config: StudyConfig
+    world: World
+    progress: bool = True
+    log: Log = print
+
+
+@dataclass(frozen=True)
+class PretrainedParts:
+    """What every (variant, seed) run starts from and is asked: the shared stages' outputs."""
+
+    tower: Path
+    language_model: Path | None  # None when the study has no text pre-training (language_steps=0)
+    questions: Path  # UNSCENE questions (unusual context + scene only)
+    usual_questions: Path  # the same layout on usual-context videos
+
+
+def prepare_world(out_dir: Path, config: StudyConfig, progress: bool) -> World:
+    """Build (or reuse) the study's world: the one stage that runs before the context exists."""
     from mashvlm.synth import WorldConfig, build_world
 
     return build_world(out_dir / "world", WorldConfig(**config.world), config.world_seed, progress=progress)
@@ -51,69 +77,69 @@ def _tiny_parts(config: StudyConfig):
     return tiny_processor_and_config(["a"], **config.tiny)
 
 
-def prepare_tower(out_dir: Path, world, config: StudyConfig, progress: bool, log: Log) -> Path:
+def prepare_tower(ctx: StudyContext) -> Path:
     from mashvlm.study.tower import pretrain_vision_tower
 
-    path = out_dir / "vision_tower.safetensors"
-    metrics_file = out_dir / "vision_tower.json"
+    path = ctx.out_dir / "vision_tower.safetensors"
+    metrics_file = ctx.out_dir / "vision_tower.json"
     if path.is_file() and metrics_file.is_file():
         return path
-    processor, model_config = _tiny_parts(config)
+    processor, model_config = _tiny_parts(ctx.config)
     start = time.monotonic()
-    metrics = pretrain_vision_tower(
-        world, processor, model_config, path, steps=config.tower_steps, seed=config.tower_seed, progress=progress
-    )
+    metrics = pretrain_vision_tower(ctx.world, processor, model_config, path, steps=ctx.config.tower_steps,
+                                    seed=ctx.config.tower_seed, progress=ctx.progress)
     metrics["seconds"] = round(time.monotonic() - start, 1)
     write_json_atomic(metrics_file, metrics)
-    log(
+    ctx.log(
         f"vision tower: held-out frames scene acc {metrics['scene_acc']:.3f}, person acc "
         f"{metrics['present_acc']:.3f}, centre RMSE {metrics['center_rmse']:.3f} ({metrics['seconds']} s)"
     )
     return path
 
 
-def _train_config(out_dir: Path, world, config: StudyConfig, **fields: Any):
+def _train_config(ctx: StudyContext, output_dir: Path, **fields: Any):
     from mashvlm.training.config import TrainConfig
 
     return TrainConfig(
-        train_file=str(world.instruct_file("train")),
-        video_root=str(world.root),
-        output_dir=str(out_dir),
+        train_file=str(ctx.world.instruct_file("train")),
+        video_root=str(ctx.world.root),
+        output_dir=str(output_dir),
         init="tiny",
-        tiny=dict(config.tiny),
+        tiny=dict(ctx.config.tiny),
         **fields,
     )
 
 
-def prepare_language_model(out_dir: Path, world, config: StudyConfig, progress: bool, log: Log) -> Path | None:
+def prepare_language_model(ctx: StudyContext) -> Path | None:
     """The text-pre-trained Llama every variant starts from, or None when ``language_steps`` is 0."""
+    config = ctx.config
     if config.language_steps <= 0:
         return None
     from mashvlm.study.language import pretrain_language_model
     from mashvlm.training.data import load_videochat2_json
     from mashvlm.training.trainer import build_model_and_processor
 
-    path = out_dir / "language_model.safetensors"
-    metrics_file = out_dir / "language_model.json"
+    path = ctx.out_dir / "language_model.safetensors"
+    metrics_file = ctx.out_dir / "language_model.json"
     if path.is_file() and metrics_file.is_file():
         return path
     # Built exactly as instruction tuning builds it, so that the tokenizer (trained on the same data) matches.
-    train_config = _train_config(out_dir / "language_model", world, config, seed=config.language_seed)
+    train_config = _train_config(ctx, ctx.out_dir / "language_model", seed=config.language_seed)
     model, processor = build_model_and_processor(train_config, load_videochat2_json(train_config.train_file,
-                                                                                    world.root))
+                                                                                    ctx.world.root))
     start = time.monotonic()
-    metrics = pretrain_language_model(model, processor, world.config, path, steps=config.language_steps,
-                                      seed=config.language_seed, progress=progress)
+    metrics = pretrain_language_model(model, processor, ctx.world.config, path, steps=config.language_steps,
+                                      seed=config.language_seed, progress=ctx.progress)
     metrics["seconds"] = round(time.monotonic() - start, 1)
     write_json_atomic(metrics_file, metrics)
     by_question = metrics["answer_acc_by_question"]
     action_yn = ", ".join(f"{k.split(': ')[1]} {by_question[k]:.2f}" for k in by_question if k.startswith("action yes/no"))
-    log(f"language model: held-out text answers exact {metrics['answer_acc']:.3f} (action yes/no: {action_yn}; "
-        f"{metrics['seconds']} s)")
+    ctx.log(f"language model: held-out text answers exact {metrics['answer_acc']:.3f} (action yes/no: {action_yn}; "
+            f"{metrics['seconds']} s)")
     return path
 
 
-def prepare_questions(out_dir: Path, world) -> tuple[Path, Path]:
+def prepare_questions(ctx: StudyContext) -> tuple[Path, Path]:
     """UNSCENE question files from the world's annotations (same builder and seed as ``unscene build``).
 
     The usual-context videos are asked the unusual-context layout (action and scene pairs); their
@@ -123,7 +149,8 @@ def prepare_questions(out_dir: Path, world) -> tuple[Path, Path]:
     from mashvlm.unscene.builder import build_questions
     from mashvlm.unscene.formats import load_annotations
 
-    qdir = out_dir / "unscene"
+    world = ctx.world
+    qdir = ctx.out_dir / "unscene"
     qdir.mkdir(parents=True, exist_ok=True)
     questions, usual_questions = qdir / "questions.jsonl", qdir / "usual_questions.jsonl"
     if not questions.is_file():
@@ -140,17 +167,16 @@ def prepare_questions(out_dir: Path, world) -> tuple[Path, Path]:
     return questions, usual_questions
 
 
-def _train(run_dir: Path, world, tower: Path, language_model: Path | None, variant: str, seed: int,
-           config: StudyConfig, progress: bool, log: Log) -> Path:
+def _train(ctx: StudyContext, parts: PretrainedParts, run_dir: Path, variant: str, seed: int) -> Path:
     from mashvlm.training.trainer import train
 
+    config = ctx.config
     train_config = _train_config(
+        ctx,
         run_dir / "train",
-        world,
-        config,
         mash=variant_options(variant),
-        vision_tower_weights=str(tower),
-        language_model_weights=str(language_model) if language_model else None,
+        vision_tower_weights=str(parts.tower),
+        language_model_weights=str(parts.language_model) if parts.language_model else None,
         learning_rate=config.learning_rate,
         weight_decay=config.weight_decay,
         max_steps=config.max_steps,
@@ -161,24 +187,24 @@ def _train(run_dir: Path, world, tower: Path, language_model: Path | None, varia
         seed=seed,
     )
     start = time.monotonic()
-    result = train(train_config, progress=progress)
+    result = train(train_config, progress=ctx.progress)
     if not result.reused:
         losses = [h["loss"] for h in result.log_history if "loss" in h]
-        log(f"{variant} seed {seed}: trained {result.global_step} steps in {time.monotonic() - start:.0f} s, "
-            f"final loss {losses[-1]:.3f}" if losses else f"{variant} seed {seed}: trained")
+        ctx.log(f"{variant} seed {seed}: trained {result.global_step} steps in {time.monotonic() - start:.0f} s, "
+                f"final loss {losses[-1]:.3f}" if losses else f"{variant} seed {seed}: trained")
     return result.final_dir
 
 
-def _evaluate(model_dir: Path, questions_file: Path, predictions: Path, world, config: StudyConfig,
-              name: str, judge: bool, progress: bool) -> dict[str, Any]:
+def _evaluate(ctx: StudyContext, model_dir: Path, questions_file: Path, predictions: Path, name: str,
+              judge: bool) -> dict[str, Any]:
     from mashvlm.unscene.formats import load_predictions, load_questions
     from mashvlm.unscene.judge import LexicalJudge
     from mashvlm.unscene.runner import MashVlmModel, run_model
     from mashvlm.unscene.scoring import build_results, score_binary, score_open_ended
 
     questions = load_questions(questions_file)
-    model = MashVlmModel(model_dir, max_new_tokens=config.max_new_tokens)
-    run_model(model, questions, world.root, predictions, progress=progress)
+    model = MashVlmModel(model_dir, max_new_tokens=ctx.config.max_new_tokens)
+    run_model(model, questions, ctx.world.root, predictions, progress=ctx.progress)
     preds = load_predictions(predictions, known_question_ids=[q.question_id for q in questions]).predictions
     binary = score_binary(questions, preds)
     lexical = LexicalJudge() if judge else None
@@ -186,19 +212,16 @@ def _evaluate(model_dir: Path, questions_file: Path, predictions: Path, world, c
     return build_results(questions, preds, binary, open_ended, judge=lexical, model_name=name)
 
 
-def run_one(out_dir: Path, world, tower: Path, questions: tuple[Path, Path], variant: str, seed: int,
-            config: StudyConfig, progress: bool, log: Log, language_model: Path | None = None) -> dict[str, Any]:
+def run_one(ctx: StudyContext, parts: PretrainedParts, variant: str, seed: int) -> dict[str, Any]:
     """Train one (variant, seed), run both question sets, and return its record (also saved as JSON)."""
-    run_dir = out_dir / "runs" / variant / f"seed{seed}"
+    run_dir = ctx.out_dir / "runs" / variant / f"seed{seed}"
     record_file = run_dir / "record.json"
     if record_file.is_file():
         return json.loads(record_file.read_text())
-    model_dir = _train(run_dir, world, tower, language_model, variant, seed, config, progress, log)
+    model_dir = _train(ctx, parts, run_dir, variant, seed)
     name = f"{variant}-seed{seed}"
-    results = _evaluate(model_dir, questions[0], run_dir / "predictions.jsonl", world, config, name, True,
-                        progress)
-    usual = _evaluate(model_dir, questions[1], run_dir / "usual_predictions.jsonl", world, config, name, False,
-                      progress)
+    results = _evaluate(ctx, model_dir, parts.questions, run_dir / "predictions.jsonl", name, judge=True)
+    usual = _evaluate(ctx, model_dir, parts.usual_questions, run_dir / "usual_predictions.jsonl", name, judge=False)
     write_json_atomic(run_dir / "results.json", results)
     write_json_atomic(run_dir / "usual_results.json", usual)
     usual_action, usual_scene = usual["binary"]["unusual_action"], usual["binary"]["unusual_scene"]
@@ -218,8 +241,8 @@ def run_one(out_dir: Path, world, tower: Path, questions: tuple[Path, Path], var
         "judge": results["judge"]["model"],
     }
     write_json_atomic(record_file, record)  # written last: its presence marks the run as done
-    log(f"{variant} seed {seed}: UNSCENE binary avg {record['binary']['average']:.1f}, "
-        f"usual-context {record['usual']['average']:.1f}")
+    ctx.log(f"{variant} seed {seed}: UNSCENE binary avg {record['binary']['average']:.1f}, "
+            f"usual-context {record['usual']['average']:.1f}")
     return record
 
 
@@ -273,14 +296,11 @@ def run_study(out_dir: str | os.PathLike, config: StudyConfig, *, progress: bool
     start = time.monotonic()
     world = prepare_world(out, config, progress)
     log(f"world: {out / 'world'} ({len(world.videos)} videos)")
-    tower = prepare_tower(out, world, config, progress, log)
-    language_model = prepare_language_model(out, world, config, progress, log)
-    questions = prepare_questions(out, world)
-    records = [
-        run_one(out, world, tower, questions, variant, seed, config, progress, log, language_model)
-        for seed in config.seeds
-        for variant in config.variants
-    ]
+    ctx = StudyContext(out, config, world, progress, log)
+    tower = prepare_tower(ctx)
+    language_model = prepare_language_model(ctx)
+    parts = PretrainedParts(tower, language_model, *prepare_questions(ctx))
+    records = [run_one(ctx, parts, variant, seed) for seed in config.seeds for variant in config.variants]
     results = {
         "config": config.to_dict(),
         "world": {"root": str(world.root), "content_hash": world.content_hash,

@@ -23,6 +23,7 @@ from torch import nn
 
 from mashvlm.files import atomic_path
 from mashvlm.modeling import MashVlmConfig, MashVlmProcessor
+from mashvlm.study.optimise import fit
 from mashvlm.synth import World, render_spec
 from mashvlm.video import read_video_frames
 
@@ -133,7 +134,6 @@ def pretrain_vision_tower(
     centre RMSE in half-frames. Written atomically; an existing file is reused by the caller.
     """
     from safetensors.torch import save_file
-    from tqdm.auto import tqdm
     from transformers import AutoModel
 
     torch.manual_seed(seed)
@@ -142,21 +142,14 @@ def pretrain_vision_tower(
     held_out = frame_targets(world, "test_usual", processor, grid)
     tower = AutoModel.from_config(config.vision_config)
     heads = _Heads(config.vision_config.hidden_size, len(world.config.scenes))
-    params = list(tower.parameters()) + list(heads.parameters())
-    optim = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=lr, total_steps=steps, pct_start=0.1)
-    gen = torch.Generator().manual_seed(seed)
-    bar = tqdm(range(steps), desc="vision tower", disable=not progress)
-    tower.train()
-    for step in bar:
-        idx = torch.randint(len(train.scene), (batch_size,), generator=gen)
+
+    def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         loss, stats = _losses(tower, heads, config.vision_feature_layer, _take(train, idx))
-        optim.zero_grad()
-        loss.backward()
-        optim.step()
-        sched.step()
-        if step % 25 == 0 or step == steps - 1:
-            bar.set_postfix(loss=f"{loss.item():.3f}", scene=f"{stats['scene_acc']:.2f}", refresh=False)
+        return loss, {"scene": stats["scene_acc"]}
+
+    tower.train()
+    fit([*tower.parameters(), *heads.parameters()], batch_loss, num_examples=len(train.scene), steps=steps,
+        batch_size=batch_size, lr=lr, seed=seed, desc="vision tower", progress=progress)
     tower.eval()
     with torch.no_grad():
         _, metrics = _losses(tower, heads, config.vision_feature_layer, held_out)

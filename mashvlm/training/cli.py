@@ -18,7 +18,7 @@ def _train(args: argparse.Namespace) -> int:
     config = TrainConfig.from_file(args.config, **overrides)
     check_output_dir(config.output_dir, "output_dir")
     check_config_inputs(config)
-    result = train(config, resume=not args.no_resume)
+    result = train(config, overwrite=args.overwrite or args.no_resume)
     state = "already trained, reused" if result.reused else f"trained to step {result.global_step}"
     print(f"{state}: {result.final_dir}")
     return 0
@@ -32,5 +32,7 @@ def register(subparsers) -> None:
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    parser.add_argument("--no-resume", action="store_true", help="start over even if checkpoints exist")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="remove the training in --output-dir (checkpoints included) and start over")
+    parser.add_argument("--no-resume", action="store_true", help="the same as --overwrite")
     parser.set_defaults(func=_train)

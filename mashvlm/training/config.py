@@ -11,6 +11,8 @@ from pathlib import Path
 from mashvlm.errors import FormatError, UsageError
 from mashvlm.validation import check_field_types
 
+# The MashVlmConfig fields that choose a MASH-VLM variant (Tables 5-7): the one list of their names, which
+# TrainConfig.mash and the study's variants are checked against (tests/training: each is a config field).
 MASH_OPTIONS = (
     "rope_variant",
     "temporal_attention",

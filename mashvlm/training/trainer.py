@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,14 +17,33 @@ import torch
 from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
+from ..errors import MashVlmError
 from ..files import atomic_path, write_json_atomic
 from ..modeling import MashVlmConfig, MashVlmForConditionalGeneration, MashVlmProcessor
 from .config import TrainConfig
 from .data import InstructionRecord, VideoInstructionCollator, VideoInstructionDataset, load_videochat2_json
 
 FINAL_DIR = "final"
+CONFIG_FILE = "train_config.json"  # the TrainConfig of the training in the folder (a valid config file)
+INPUT_HASHES_FILE = "input_hashes.json"  # sha256 of the input files of CONTENT_FIELDS
+# What a training writes into output_dir, by name: all that --overwrite removes (nothing else is touched).
+OUTPUTS = (FINAL_DIR, "processor", CONFIG_FILE, INPUT_HASHES_FILE, "train_log.json", "loss.png")
+# Config fields that leave the trained weights unchanged: where and how often files are written or logs
+# printed, and how many processes load the data. Every other field counts (share_prompt_prefix and
+# attn_implementation too: they change float rounding, which can change a run; docs/decisions.md).
+NOT_RESULT_FIELDS = ("output_dir", "logging_steps", "save_steps", "save_total_limit", "dataloader_num_workers")
+# Input files compared by content: the same file moved compares equal, an edited one differs.
+CONTENT_FIELDS = ("train_file", "vision_tower_weights", "language_model_weights")
 # What a text-pre-trained language model (``language_model_weights``) holds: the Llama and its head.
 LANGUAGE_MODEL_PREFIXES = ("model.language_model.", "lm_head.")
+
+
+class TrainingFolderMismatch(MashVlmError, ValueError):
+    """``output_dir`` holds a training (finished or not) of another configuration."""
+
+
+class TrainingInputMissing(MashVlmError, FileNotFoundError):
+    """An input file named in the training config does not exist."""
 
 
 @dataclass
@@ -109,13 +129,94 @@ def load_language_model(model: MashVlmForConditionalGeneration, processor: MashV
     model.load_state_dict(state, strict=False)
 
 
-def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) -> TrainResult:
-    """Tune and save ``output_dir/final`` (model + processor). Resumes from the last checkpoint, and
-    returns at once if ``final`` already exists (``resume=False`` starts over). ``progress=False`` shows
-    no bar and prints no logs."""
+def file_sha256(path: str | os.PathLike) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def input_hashes(config: TrainConfig) -> dict[str, str]:
+    """sha256 of each input file of ``CONTENT_FIELDS`` that the config sets."""
+    hashes = {}
+    for name in CONTENT_FIELDS:
+        path = getattr(config, name)
+        if path:
+            if not Path(path).is_file():
+                raise TrainingInputMissing(f"{name}: no such file {path}")
+            hashes[name] = file_sha256(path)
+    return hashes
+
+
+def config_differences(saved: dict, saved_hashes: dict[str, str] | None, config: TrainConfig,
+                       hashes: dict[str, str]) -> list[str]:
+    """``"max_steps: 1500 (saved) vs 300 (now)"`` for each field that decides the trained weights and differs.
+
+    The input files of ``CONTENT_FIELDS`` compare by content (a moved file is the same input, an edited
+    one is not); folders saved without hashes compare them by path.
+    """
+    now_fields = config.to_dict()
+
+    def key(fields: dict, file_hashes: dict[str, str] | None, name: str):
+        if name in CONTENT_FIELDS and fields.get(name) and file_hashes is not None:
+            return file_hashes.get(name)
+        return fields.get(name, "(unset)")
+
+    def show(fields: dict, file_hashes: dict[str, str] | None, name: str) -> str:
+        value = fields.get(name, "(unset)")
+        text = value if isinstance(value, str) else json.dumps(value)
+        if name in CONTENT_FIELDS and value and file_hashes is not None:
+            text += f" (sha256 {file_hashes.get(name, '?')[:12]})"
+        return text
+
+    names = sorted((set(saved) | set(now_fields)) - set(NOT_RESULT_FIELDS))
+    now_hashes = hashes if saved_hashes is not None else None
+    return [f"{name}: {show(saved, saved_hashes, name)} (saved) vs {show(now_fields, now_hashes, name)} (now)"
+            for name in names if key(saved, saved_hashes, name) != key(now_fields, now_hashes, name)]
+
+
+def check_training_folder(config: TrainConfig, hashes: dict[str, str]) -> None:
+    """Refuse to reuse or resume a training in ``output_dir`` that was run with another configuration."""
+    out = Path(config.output_dir)
+    if not (out / CONFIG_FILE).is_file():
+        return
+    saved = json.loads((out / CONFIG_FILE).read_text())
+    saved_hashes = json.loads((out / INPUT_HASHES_FILE).read_text()) if (out / INPUT_HASHES_FILE).is_file() else None
+    differences = config_differences(saved, saved_hashes, config, hashes)
+    if differences:
+        raise TrainingFolderMismatch(
+            f"{out} holds a training with another configuration ({out / CONFIG_FILE}): "
+            + "; ".join(differences)
+            + ". Use another --output-dir, or start over there with --overwrite (train(overwrite=True))"
+        )
+
+
+def clear_training_folder(out: Path) -> None:
+    """Remove what a training wrote into ``out`` (``OUTPUTS`` and ``checkpoint-*``), nothing else."""
+    if not out.is_dir():
+        return
+    for path in [out / name for name in OUTPUTS] + sorted(out.glob("checkpoint-*")):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True) -> TrainResult:
+    """Tune and save ``output_dir/final`` (model + processor).
+
+    A folder that already holds a training of the same configuration (``NOT_RESULT_FIELDS`` aside; input
+    files compared by content) is reused: a finished one is returned at once, an interrupted one resumes
+    from its last checkpoint. One of another configuration is refused with a
+    :class:`TrainingFolderMismatch` naming each difference, unless ``overwrite`` removes it (checkpoints
+    included) and trains from scratch. ``progress=False`` shows no bar and prints no logs.
+    """
     out = Path(config.output_dir)
     final = out / FINAL_DIR
-    if resume and (final / "model.safetensors").is_file() and (out / "train_log.json").is_file():
+    hashes = input_hashes(config)
+    if overwrite:
+        clear_training_folder(out)
+    else:
+        check_training_folder(config, hashes)
+    if (final / "model.safetensors").is_file() and (out / "train_log.json").is_file():
         log = json.loads((out / "train_log.json").read_text())
         return TrainResult(final, log["global_step"], log["log_history"], None, reused=True)
 
@@ -124,7 +225,8 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
     model, processor = build_model_and_processor(config, records)
     out.mkdir(parents=True, exist_ok=True)
     processor.save_pretrained(out / "processor")
-    write_json_atomic(out / "train_config.json", config.to_dict())
+    write_json_atomic(out / CONFIG_FILE, config.to_dict())
+    write_json_atomic(out / INPUT_HASHES_FILE, hashes)
 
     dataset = VideoInstructionDataset(records, processor, turns=config.turns)
     pad_id = processor.tokenizer.pad_token_id
@@ -162,7 +264,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
     )
     if not progress:
         trainer.remove_callback(PrinterCallback)  # what the Trainer prints in place of its bar
-    last = get_last_checkpoint(str(out)) if resume and out.is_dir() else None
+    last = get_last_checkpoint(str(out))
     trainer.train(resume_from_checkpoint=last)
 
     # Write the final model under a temporary name first: an interrupted save never looks finished.

@@ -10,7 +10,7 @@ import transformers
 
 from mashvlm.training.config import TrainConfig
 from mashvlm.training.data import DataFormatError, load_videochat2_json
-from mashvlm.training.trainer import train
+from mashvlm.training.trainer import TrainingFolderMismatch, train
 
 
 def _config(world, out, tiny, **overrides):
@@ -120,3 +120,77 @@ def test_sharing_the_prompt_prefix_trains_the_same_model(small_world, tiny_model
     # Every batch shares the Vicuna system prompt and "USER: " (the tokenizer splits it into several tokens).
     assert len(shared_lengths) == 4 and min(shared_lengths) > 10
     assert runs[True] == pytest.approx(runs[False], rel=1e-4)
+
+
+def _data_copy(world, path):
+    path.write_bytes(world.instruct_file("train").read_bytes())
+    return path
+
+
+def test_a_finished_folder_is_reused_only_for_the_same_training(small_world, tiny_model_kwargs, tmp_path):
+    out = tmp_path / "run"
+    data = _data_copy(small_world, tmp_path / "train.json")
+
+    def config(**overrides):
+        return _config(small_world, out, tiny_model_kwargs, **{"train_file": str(data), "max_steps": 2,
+                                                               "save_steps": 1, **overrides})
+
+    first = train(config(), progress=False)
+    assert not first.reused and (out / "checkpoint-2").is_dir()
+    # Logging and saving settings do not change the weights; a moved data file with the same content is
+    # the same data.
+    moved = _data_copy(small_world, tmp_path / "moved.json")
+    assert train(config(logging_steps=7, save_steps=50, train_file=str(moved)), progress=False).reused
+    with pytest.raises(TrainingFolderMismatch, match=r"max_steps: 2 \(saved\) vs 3 \(now\).*--overwrite"):
+        train(config(max_steps=3), progress=False)
+    with pytest.raises(TrainingFolderMismatch, match=r"learning_rate: 0\.003 \(saved\) vs 0\.001 \(now\)") as err:
+        train(config(learning_rate=1e-3, seed=1), progress=False)
+    assert "seed: 0 (saved) vs 1 (now)" in str(err.value) and "max_steps" not in str(err.value)
+    # The same path with other content is other data.
+    records = json.loads(data.read_text())
+    data.write_text(json.dumps(records[:-1]))
+    with pytest.raises(TrainingFolderMismatch, match=r"train_file: \S+train\.json \(sha256 \w+\) \(saved\) vs"):
+        train(config(), progress=False)
+
+    again = train(config(max_steps=3, save_steps=1000), overwrite=True, progress=False)
+    assert not again.reused and again.resumed_from is None and again.global_step == 3
+    assert not (out / "checkpoint-2").exists()  # the old training's checkpoints are gone
+    assert json.loads((out / "train_config.json").read_text())["max_steps"] == 3
+    assert train(config(max_steps=3, save_steps=1000), progress=False).reused
+
+
+def test_a_killed_run_resumes_only_with_its_own_config(small_world, tiny_model_kwargs, tmp_path, monkeypatch,
+                                                        capsys):
+    from mashvlm.cli import main
+
+    real_step = transformers.Trainer.training_step
+
+    def killed_at_step_2(self, *args, **kwargs):
+        if self.state.global_step == 2:
+            raise KeyboardInterrupt
+        return real_step(self, *args, **kwargs)
+
+    out = tmp_path / "killed"
+    settings = dict(train_file=str(small_world.instruct_file("train")), video_root=str(small_world.root),
+                    tiny=tiny_model_kwargs, learning_rate=3e-3, per_device_train_batch_size=8, max_steps=3,
+                    save_steps=2, logging_steps=1, seed=0)
+    config_file = tmp_path / "train.json"
+    config_file.write_text(json.dumps(settings))
+    monkeypatch.setattr(transformers.Trainer, "training_step", killed_at_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**settings, output_dir=str(out)), progress=False)
+    monkeypatch.setattr(transformers.Trainer, "training_step", real_step)
+    assert (out / "checkpoint-2").is_dir() and not (out / "final").exists()
+
+    base = ["train", "--config", str(config_file), "--output-dir", str(out)]
+    capsys.readouterr()
+    assert main([*base, "--set", "learning_rate=0.001"]) == 2
+    message = capsys.readouterr().err
+    assert message.startswith("error: ") and "learning_rate: 0.003 (saved) vs 0.001 (now)" in message
+    assert (out / "checkpoint-2").is_dir()  # refused before anything was touched
+    assert main([*base, "--set", "learning_rate=0.001", "--overwrite"]) == 0
+    assert "trained to step 3" in capsys.readouterr().out
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["learning_rate"] == 0.001
+    log = json.loads((out / "train_log.json").read_text())["log_history"]
+    assert min(h["step"] for h in log if "loss" in h) == 1  # trained from step 1, not resumed at 2
