@@ -323,7 +323,7 @@ def read_jsonl(path: str | os.PathLike[str], *, allow_truncated_tail: bool = Fal
             if not complete and allow_truncated_tail and is_json_object_prefix(text):
                 result.truncated_tail = True
                 break
-            cut = " (and is not the start of a JSON object, so not a line cut off by a kill)"
+            cut = ", and not the start of a JSON object cut off by a kill"
             why = cut if not complete and allow_truncated_tail else ""
             raise FormatError(
                 path, lineno, None, f"not valid JSON ({err.msg} at column {err.colno}){why}"

@@ -159,7 +159,14 @@ def load_predictions(
     read = read_jsonl(path, allow_truncated_tail=allow_truncated_tail)
     preds: dict[str, Prediction] = {}
     for line in read.lines:
-        p = parse_prediction(line.record, Source(path, line.lineno))
+        try:
+            p = parse_prediction(line.record, Source(path, line.lineno))
+        except FormatError as err:
+            if preds or {"question_id", "prediction"} <= line.record.keys():
+                raise
+            raise FormatError(
+                err.path, err.line, err.field, f"{err.reason} (not a predictions file?)"
+            ) from None
         if p.question_id in preds:
             raise FormatError(
                 path,

@@ -238,7 +238,11 @@ def test_truncated_tail_is_tolerated_only_at_the_end(tmp_path: Path) -> None:
         (b"just some notes\nmore notes", 1, "not valid JSON"),
         (b"some notes, no newline", 1, "not the start of a JSON object"),
         (b'{"question_id": "a", "prediction": "yes"}\nnot json', 2, "not the start of a JSON object"),
-        (b'{"video_id": "s1", "video": "s/1.mp4"}\n{"question_id": "a", "pre', 1, "field 'question_id'"),
+        (
+            b'{"video_id": "s1", "video": "s/1.mp4"}\n{"question_id": "a", "pre',
+            1,
+            "missing (required) (not a predictions file?)",
+        ),
         (b'{"question_id": "a", "prediction": "yes"}\n{oops\n{"question_id": "b", "pr', 2, "not valid JSON"),
     ],
 )
