@@ -10,16 +10,10 @@ Importing this package does not import torch, transformers or openai.
 
 from mashvlm.errors import FormatError
 from mashvlm.unscene.builder import build_questions, draw_candidate, fill_candidates
-from mashvlm.unscene.formats import (
-    Prediction,
-    Question,
-    VideoAnnotation,
-    load_annotations,
-    load_predictions,
-    load_questions,
-)
+from mashvlm.unscene.formats import load_annotations, load_predictions, load_questions
 from mashvlm.unscene.judge import LEXICAL_JUDGE_NAME, LexicalJudge, OpenAIJudge
 from mashvlm.unscene.parsing import parse_yes_no
+from mashvlm.unscene.records import Prediction, Question, VideoAnnotation
 from mashvlm.unscene.runner import BatchVideoQAModel, MashVlmModel, VideoQAModel, load_model_class, run_model
 from mashvlm.unscene.scoring import build_results, format_table, score_binary, score_open_ended
 

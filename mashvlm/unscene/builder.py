@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from mashvlm.unscene.candidates import CandidateError, CandidateSource
-from mashvlm.unscene.formats import (
+from mashvlm.unscene.records import (
     ACTION,
     GROUND_TRUTH,
     HALLUCINATION,

@@ -25,7 +25,7 @@ from typing import Protocol, runtime_checkable
 from mashvlm.errors import FormatError, MashVlmError
 from mashvlm.files import read_jsonl
 from mashvlm.unscene.chat import ChatClient, ChatError, Message, ResponseCache, cached_complete
-from mashvlm.unscene.formats import normalize_label
+from mashvlm.unscene.records import normalize_label
 
 NUM_CANDIDATES = 4  # the paper asks for four
 

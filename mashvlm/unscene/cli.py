@@ -131,7 +131,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     from mashvlm.files import write_jsonl_atomic
     from mashvlm.unscene.builder import build_questions, fill_candidates
     from mashvlm.unscene.candidates import CooccurrenceTable, LLMCandidates
-    from mashvlm.unscene.formats import SCENE_ONLY, load_annotations, resolve_video_path
+    from mashvlm.unscene.formats import load_annotations
+    from mashvlm.unscene.paths import resolve_video_path
+    from mashvlm.unscene.records import SCENE_ONLY
 
     check_input_files(args, "annotations", "cooccurrence")
     check_output_file(args.output, "--output")
@@ -407,7 +409,8 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate files."""
-    from mashvlm.unscene.formats import load_annotations, load_predictions, load_questions, resolve_video_path
+    from mashvlm.unscene.formats import load_annotations, load_predictions, load_questions
+    from mashvlm.unscene.paths import resolve_video_path
 
     if not (args.annotations or args.questions or args.predictions):
         raise UsageError("give at least one of --annotations, --questions, --predictions")

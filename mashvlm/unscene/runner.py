@@ -27,8 +27,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from mashvlm.commands import parse_key_values
 from mashvlm.errors import FormatError, MashVlmError, UsageError
-from mashvlm.files import append_jsonl, read_jsonl, repair_truncated_tail, write_jsonl_atomic
-from mashvlm.unscene.formats import Prediction, Question, load_predictions, resolve_video_path
+from mashvlm.files import append_jsonl, repair_truncated_tail, write_jsonl_atomic
+from mashvlm.unscene.formats import load_predictions
+from mashvlm.unscene.paths import resolve_video_path
+from mashvlm.unscene.records import Prediction, Question
 
 
 @runtime_checkable
@@ -235,21 +237,20 @@ def prepare_predictions_file(
 ) -> dict[str, Prediction]:
     """Load existing predictions for a resume and repair the file; returns the ones to keep.
 
-    Every id in the file must belong to ``questions``. A truncated last line (a kill during a
-    write) is cut off and counted. With ``retry_errors`` the recorded failures (only those in
-    ``retry_ids``, if given: the questions about to be asked) are removed from the file
-    (atomically) so they are asked again.
+    Every line must be a prediction for one of ``questions``. Only then is a cut-off last line
+    (the start of a JSON object after whole lines: a kill during a write) cut off and counted;
+    anything else raises :class:`FormatError` and leaves the file as it was. With ``retry_errors``
+    the recorded failures (only those in ``retry_ids``, if given: the questions about to be asked)
+    are removed from the file (atomically) so they are asked again.
     """
     stats = stats if stats is not None else RunStats()
     path = Path(path)
     if not path.exists():
         return {}
-    read = read_jsonl(path, allow_truncated_tail=True)
-    repair_truncated_tail(path, read)
-    stats.repaired_truncated_lines += int(read.truncated_tail)
-    existing = load_predictions(
-        path, known_question_ids=(q.question_id for q in questions), allow_truncated_tail=False
-    ).predictions
+    loaded = load_predictions(path, known_question_ids=[q.question_id for q in questions])
+    repair_truncated_tail(path, loaded.read)  # after every whole line was validated, never before
+    stats.repaired_truncated_lines += int(loaded.truncated_tail)
+    existing = loaded.predictions
     if retry_errors:
         failed = {qid for qid, p in existing.items() if p.failed and (retry_ids is None or qid in retry_ids)}
         if failed:
@@ -401,10 +402,7 @@ def check_predictions_path(path: str | os.PathLike[str], question_ids: Iterable[
     p = Path(path)
     if p.exists():
         try:
-            if question_ids is None:
-                read_jsonl(p, allow_truncated_tail=True)
-            else:
-                load_predictions(p, known_question_ids=question_ids, allow_truncated_tail=True)
+            load_predictions(p, known_question_ids=question_ids)
         except FormatError as err:
             raise FormatError(
                 err.path, err.line, err.field, f"{err.reason} (cannot resume from this predictions file)"

@@ -19,7 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from mashvlm.unscene.formats import (
+from mashvlm.unscene.judge import NO_ACTION, Judge, Judgment
+from mashvlm.unscene.parsing import parse_yes_no
+from mashvlm.unscene.records import (
     ACTION,
     OPEN_ENDED,
     SCENE,
@@ -29,8 +31,6 @@ from mashvlm.unscene.formats import (
     Question,
     iter_pairs,
 )
-from mashvlm.unscene.judge import NO_ACTION, Judge, Judgment
-from mashvlm.unscene.parsing import parse_yes_no
 
 # The three Table 2 columns, in order, and their labels.
 CATEGORY_KEYS = ("scene_only_action", "unusual_action", "unusual_scene")

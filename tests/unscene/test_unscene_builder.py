@@ -10,7 +10,6 @@ import pytest
 from unscene_helpers import ANNOTATIONS, read_jsonl, write_jsonl
 
 from mashvlm.cli import main
-from mashvlm.files import JsonlLine
 from mashvlm.unscene.builder import build_questions, draw_candidate, fill_candidates
 from mashvlm.unscene.candidates import (
     ACTIONS_FOR_SCENE,
@@ -20,11 +19,13 @@ from mashvlm.unscene.candidates import (
     parse_label_list,
 )
 from mashvlm.unscene.chat import ChatClient, ChatSettings, ResponseCache
-from mashvlm.unscene.formats import load_annotations, load_questions, parse_annotation
+from mashvlm.unscene.formats import load_annotations, load_questions
+from mashvlm.unscene.records import parse_annotation
+from mashvlm.unscene.schema import Source
 
 
 def _anns(records=ANNOTATIONS):
-    return [parse_annotation("a", JsonlLine(i, r)) for i, r in enumerate(records, 1)]
+    return [parse_annotation(r, Source("a", i)) for i, r in enumerate(records, 1)]
 
 
 def test_question_structure() -> None:

@@ -8,10 +8,8 @@ from pathlib import Path
 import pytest
 from unscene_helpers import ANNOTATIONS
 
-from mashvlm.files import JsonlLine
 from mashvlm.unscene.builder import build_questions
 from mashvlm.unscene.chat import ChatClient, ChatSettings, ResponseCache, cache_key
-from mashvlm.unscene.formats import Prediction, parse_annotation
 from mashvlm.unscene.judge import (
     LEXICAL_JUDGE_NAME,
     LexicalJudge,
@@ -19,6 +17,7 @@ from mashvlm.unscene.judge import (
     judge_messages,
     parse_score,
 )
+from mashvlm.unscene.records import Prediction, parse_annotation
 from mashvlm.unscene.scoring import build_results, format_table, score_binary, score_open_ended
 
 
@@ -101,7 +100,7 @@ def test_parse_score() -> None:
 
 
 def _questions():
-    anns = [parse_annotation("a", JsonlLine(i, r)) for i, r in enumerate(ANNOTATIONS, 1)]
+    anns = [parse_annotation(r) for r in ANNOTATIONS]
     return build_questions(anns, seed=0)
 
 

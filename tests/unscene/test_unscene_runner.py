@@ -13,10 +13,10 @@ import pytest
 from unscene_fake_models import BatchModel, CrashingModel, KilledAfter, OracleModel
 from unscene_helpers import ANNOTATIONS, read_jsonl
 
-from mashvlm.files import JsonlLine, dumps_line
+from mashvlm.files import dumps_line
 from mashvlm.files import read_jsonl as formats_read_jsonl
 from mashvlm.unscene.builder import build_questions
-from mashvlm.unscene.formats import parse_annotation
+from mashvlm.unscene.records import parse_annotation
 from mashvlm.unscene.runner import (
     RunAborted,
     VideoQAModel,
@@ -31,7 +31,7 @@ REPO = HERE.parent.parent
 
 
 def _questions():
-    anns = [parse_annotation("a", JsonlLine(i, r)) for i, r in enumerate(ANNOTATIONS, 1)]
+    anns = [parse_annotation(r) for r in ANNOTATIONS]
     return build_questions(anns, seed=0)
 
 

@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 from unscene_helpers import ANNOTATIONS
 
-from mashvlm.files import JsonlLine
 from mashvlm.unscene.builder import build_questions
-from mashvlm.unscene.formats import Prediction, Question, parse_annotation
+from mashvlm.unscene.records import Prediction, Question, parse_annotation
 from mashvlm.unscene.scoring import (
     CATEGORY_KEYS,
     build_results,
@@ -51,7 +50,7 @@ def test_mash_vlm_row_explicitly() -> None:
 
 
 def _questions() -> list[Question]:
-    anns = [parse_annotation("ann.jsonl", JsonlLine(i, r)) for i, r in enumerate(ANNOTATIONS, 1)]
+    anns = [parse_annotation(r) for r in ANNOTATIONS]
     return build_questions(anns, seed=0)
 
 
@@ -175,21 +174,15 @@ def test_matches_an_independent_computation_on_random_predictions() -> None:
         scene_only = rng.random() < 0.45
         anns.append(
             parse_annotation(
-                "a",
-                JsonlLine(
-                    i + 1,
-                    {
-                        "video_id": f"v{i:03d}",
-                        "video": f"v{i:03d}.mp4",
-                        "set": "scene_only" if scene_only else "unusual_context",
-                        "action": None if scene_only else f"action {i}",
-                        "scene": f"scene {i}",
-                        "hallucinated_actions": [f"fake action {i}.{k}" for k in range(4)],
-                        "hallucinated_scenes": None
-                        if scene_only
-                        else [f"fake scene {i}.{k}" for k in range(4)],
-                    },
-                ),
+                {
+                    "video_id": f"v{i:03d}",
+                    "video": f"v{i:03d}.mp4",
+                    "set": "scene_only" if scene_only else "unusual_context",
+                    "action": None if scene_only else f"action {i}",
+                    "scene": f"scene {i}",
+                    "hallucinated_actions": [f"fake action {i}.{k}" for k in range(4)],
+                    "hallucinated_scenes": None if scene_only else [f"fake scene {i}.{k}" for k in range(4)],
+                }
             )
         )
     questions = build_questions(anns, seed=7)
