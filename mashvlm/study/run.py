@@ -145,9 +145,11 @@ def prepare_questions(ctx: StudyContext) -> tuple[Path, Path]:
     The usual-context videos are asked the unusual-context layout (action and scene pairs); their
     candidates are all other labels, so they measure whether a model learned the task at all.
     """
-    from mashvlm.files import write_jsonl_atomic
+    from mashvlm.files import read_jsonl, write_jsonl_atomic
     from mashvlm.unscene.builder import build_questions
-    from mashvlm.unscene.formats import load_annotations
+    from mashvlm.unscene.formats import check_unique, load_annotations
+    from mashvlm.unscene.records import UNUSUAL, parse_annotation
+    from mashvlm.unscene.schema import Source
 
     world = ctx.world
     qdir = ctx.out_dir / "unscene"
@@ -159,10 +161,12 @@ def prepare_questions(ctx: StudyContext) -> tuple[Path, Path]:
         )
         write_jsonl_atomic(questions, [q.to_record() for q in build_questions(anns, seed=0)])
     if not usual_questions.is_file():
-        usual = [json.loads(line) for line in world.unscene_file("usual_context").read_text().splitlines()]
-        as_unusual = qdir / "usual_annotations.jsonl"
-        write_jsonl_atomic(as_unusual, [{**r, "set": "unusual_context"} for r in usual])
-        qs = build_questions(load_annotations(as_unusual), seed=0, open_ended=False)
+        # Relabelled in memory: the usual-context records, asked as if they were unusual context.
+        path = world.unscene_file("usual_context")
+        usual = [parse_annotation({**line.record, "set": UNUSUAL}, Source(path, line.lineno))
+                 for line in read_jsonl(path).lines]
+        check_unique(path, usual, "video_id", "videos")
+        qs = build_questions(usual, seed=0, open_ended=False)
         write_jsonl_atomic(usual_questions, [q.to_record() for q in qs])
     return questions, usual_questions
 

@@ -35,6 +35,11 @@ ACTION_QUESTION = "Is someone {action} in the video?"
 SCENE_QUESTION = "Does this video take place in {article} {scene}?"
 
 
+
+def _where(ann) -> str:
+    """`` (line N)`` for an annotation read from a file; nothing for one built in memory."""
+    return f" (line {ann.lineno})" if ann.lineno else ""
+
 def _article(phrase: str) -> str:
     return "an" if phrase[:1].lower() in "aeiou" else "a"
 
@@ -85,7 +90,7 @@ def fill_candidates(
     annotations = list(annotations)
     missing = [a for a in annotations if any(needs_candidates(a))]
     if missing and source is None:
-        names = ", ".join(f"{a.video_id} (line {a.lineno})" for a in missing[:10])
+        names = ", ".join(f"{a.video_id}{_where(a)}" for a in missing[:10])
         more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
         raise CandidateError(
             f"{len(missing)} video(s) have no hallucination candidates: {names}{more}. Add "
@@ -115,7 +120,7 @@ def fill_candidates(
                 if not h_scenes:
                     raise CandidateError(f"no scene candidates left for action {ann.action!r}")
         except CandidateError as err:
-            errors.append(f"video {ann.video_id!r} (line {ann.lineno}): {err}")
+            errors.append(f"video {ann.video_id!r}{_where(ann)}: {err}")
             continue
         out.append(replace(ann, hallucinated_actions=h_actions, hallucinated_scenes=h_scenes))
     if errors:

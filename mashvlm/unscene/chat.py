@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mashvlm.errors import MashVlmError, UsageError
+from mashvlm.errors import FormatError, MashVlmError, UsageError
 from mashvlm.files import append_jsonl, read_jsonl, repair_truncated_tail
 
 Message = dict[str, str]
@@ -207,11 +207,15 @@ class ResponseCache:
         self.hits = 0
         if self.path.exists():
             read = read_jsonl(self.path, allow_truncated_tail=True)
-            repair_truncated_tail(self.path, read)
             for line in read.lines:
                 key, content = line.record.get("key"), line.record.get("content")
-                if isinstance(key, str) and isinstance(content, str):
-                    self._entries[key] = content
+                if not (isinstance(key, str) and isinstance(content, str)):
+                    # Not a cache entry: refuse before repairing anything, so another file is never cut.
+                    raise FormatError(self.path, line.lineno, None,
+                                      "not a response-cache entry (needs string 'key' and 'content'); "
+                                      "give the cache a file of its own")
+                self._entries[key] = content
+            repair_truncated_tail(self.path, read)
 
     def __len__(self) -> int:
         return len(self._entries)

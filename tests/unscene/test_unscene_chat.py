@@ -272,3 +272,25 @@ def test_settings_reject_non_positive_bounds() -> None:
     for bad in ({"timeout": 0}, {"deadline": -1}, {"max_retries": -1}):
         with pytest.raises(ValueError):
             ChatSettings(model="m", **bad)
+
+
+def test_cache_refuses_a_file_that_is_not_a_cache_and_leaves_it_unchanged(tmp_path):
+    from mashvlm.errors import FormatError
+    from mashvlm.unscene.chat import ResponseCache
+
+    other = tmp_path / "predictions.jsonl"
+    other.write_bytes(b'{"question_id": "q1", "prediction": "yes"}\n{"question_id": "q2", "predic')
+    before = other.read_bytes()
+    with pytest.raises(FormatError, match="not a response-cache entry"):
+        ResponseCache(other)
+    assert other.read_bytes() == before
+
+
+def test_cache_repairs_its_own_cut_off_last_entry(tmp_path):
+    from mashvlm.unscene.chat import ResponseCache
+
+    path = tmp_path / "judge.jsonl"
+    path.write_bytes(b'{"key": "k1", "model": "m", "content": "ok"}\n{"key": "k2", "mo')
+    cache = ResponseCache(path)
+    assert len(cache) == 1 and cache.get("k1") == "ok"
+    assert path.read_bytes() == b'{"key": "k1", "model": "m", "content": "ok"}\n'
