@@ -13,6 +13,11 @@ ROPE_VARIANTS = ("harmonic", "balanced", "distinct")
 ATTENTION_TYPES = ("causal", "bidirectional")
 
 
+def num_temporal_tokens(num_frames: int) -> int:
+    """M = 3T - 1 temporal tokens per video: T CLS, T spatially pooled and T - 1 frame-difference tokens."""
+    return 3 * num_frames - 1
+
+
 @strict
 class MashVlmConfig(PreTrainedConfig):
     r"""Configuration of a MASH-VLM model: a CLIP vision tower, a 2-layer MLP projector and a Llama LLM
@@ -92,8 +97,8 @@ class MashVlmConfig(PreTrainedConfig):
 
     @property
     def num_temporal_tokens(self) -> int:
-        """M = 3T - 1: T CLS, T spatially pooled and T - 1 frame-difference tokens."""
-        return 3 * self.num_frames - 1
+        """M = 3T - 1 (:func:`num_temporal_tokens`)."""
+        return num_temporal_tokens(self.num_frames)
 
     @property
     def num_spatial_tokens(self) -> int:
@@ -125,4 +130,4 @@ def _accept_positional_sub_configs(cls):
 
 _accept_positional_sub_configs(MashVlmConfig)
 
-__all__ = ["MashVlmConfig"]
+__all__ = ["MashVlmConfig", "num_temporal_tokens"]
