@@ -13,6 +13,7 @@ _COMMAND_MODULES = (
     "mashvlm.synth.cli",
     "mashvlm.training.cli",
     "mashvlm.study.cli",
+    "mashvlm.evaluation.cli",
 )
 
 
