@@ -14,6 +14,7 @@ _COMMAND_MODULES = (
     "mashvlm.training.cli",
     "mashvlm.study.cli",
     "mashvlm.analysis.cli",
+    "mashvlm.evaluation.cli",
 )
 
 

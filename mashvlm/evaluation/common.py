@@ -1,0 +1,215 @@
+"""Shared machinery: resumable answering grouped by video, results JSON + text table.
+
+Answers are appended to ``predictions.jsonl`` one line at a time (fsynced), so a killed run keeps every
+answer it got and a re-run never asks twice (a cut-off last line is repaired). A question whose video
+does not decode, or whose model call raises, is recorded with ``"prediction": null`` and its error; the
+benchmarks count it as wrong, never drop it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mashvlm.errors import FormatError
+from mashvlm.files import (
+    append_jsonl,
+    read_jsonl,
+    repair_truncated_tail,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
+from mashvlm.unscene.runner import RunAborted, format_error, is_data_error
+
+from .model import ChatPrompt, EvalModel
+
+
+@dataclass(frozen=True)
+class VideoRef:
+    """A video to sample: a file or a frame folder, optionally a clip ``[start, end)`` in seconds.
+    ``fps`` is the frame rate of a frame folder (it has no timestamps of its own)."""
+
+    path: str
+    start: float | None = None
+    end: float | None = None
+    fps: float | None = None
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One question: its id, its video, the prompt, and how its raw output becomes the prediction."""
+
+    item_id: str
+    video: VideoRef
+    prompt: ChatPrompt
+
+
+def load_frames(video: VideoRef, num_frames: int) -> np.ndarray:
+    """``uint8 [T, H, W, 3]`` frames at segment middles (``mashvlm.video.read_video_frames``)."""
+    from mashvlm.video import VideoDecodeError, read_video_frames
+
+    kwargs: dict[str, Any] = {"start": video.start, "end": video.end}
+    if os.path.isdir(video.path):
+        if "fps" not in inspect.signature(read_video_frames).parameters:
+            raise VideoDecodeError(video.path, "this mashvlm.video cannot read frame folders yet")
+        kwargs["fps"] = video.fps
+    return read_video_frames(video.path, num_frames, **kwargs)
+
+
+@dataclass
+class GenerationStats:
+    total: int = 0
+    already_answered: int = 0
+    answered: int = 0
+    failed: int = 0
+    repaired_truncated_lines: int = 0
+    retried_errors: int = 0
+    elapsed_s: float = 0.0
+    failed_videos: set[str] = field(default_factory=set)
+
+    def summary(self) -> str:
+        return (
+            f"{self.answered} answered, {self.failed} failed ({len(self.failed_videos)} video(s)), "
+            f"{self.already_answered} already in the file, {self.repaired_truncated_lines} truncated line(s) "
+            f"repaired, {self.retried_errors} error(s) retried, {self.elapsed_s:.1f}s"
+        )
+
+
+def load_predictions(
+    path: Path, known_ids: set[str], *, retry_errors: bool, stats: GenerationStats
+) -> dict[str, dict[str, Any]]:
+    """The predictions already in ``path`` (validated, then a cut-off tail repaired)."""
+    if not path.exists():
+        return {}
+    read = read_jsonl(path, allow_truncated_tail=True)
+    records: dict[str, dict[str, Any]] = {}
+    for line in read.lines:
+        rec = line.record
+        item_id = rec.get("id")
+        if not isinstance(item_id, str) or "prediction" not in rec:
+            raise FormatError(path, line.lineno, "id", "not a prediction line (needs 'id' and 'prediction')")
+        if item_id not in known_ids:
+            raise FormatError(path, line.lineno, "id", f"{item_id!r} is not a question of this benchmark "
+                              "(another run's file? use another --output-dir)")
+        if rec["prediction"] is not None and not isinstance(rec["prediction"], str):
+            raise FormatError(path, line.lineno, "prediction", "must be a string or null")
+        records[item_id] = rec
+    repair_truncated_tail(path, read)  # after every whole line was validated, never before
+    stats.repaired_truncated_lines += int(read.truncated_tail)
+    if retry_errors:
+        failed = [i for i, r in records.items() if r["prediction"] is None]
+        if failed:
+            for i in failed:
+                del records[i]
+            write_jsonl_atomic(path, records.values())
+            stats.retried_errors += len(failed)
+    return records
+
+
+def run_generation(
+    model: EvalModel,
+    items: Sequence[EvalItem],
+    output: str | os.PathLike[str],
+    *,
+    max_new_tokens: int,
+    retry_errors: bool = False,
+    progress: bool = True,
+    desc: str = "eval",
+    max_consecutive_failures: int = 10,
+    postprocess: Callable[[EvalItem, str], str] = lambda item, text: text,
+) -> tuple[dict[str, dict[str, Any]], GenerationStats]:
+    """Answer every item not yet in ``output``; returns ``({id: record}, stats)`` for all items.
+
+    Items are grouped by video (path and clip): each video is decoded once and all its questions go
+    to the model in one ``generate`` call. ``postprocess(item, raw)`` turns the raw continuation into
+    the recorded prediction (the raw text is kept too). After ``max_consecutive_failures`` videos in a
+    row lost to model (not video) errors, :class:`RunAborted`; 0 never stops.
+    """
+    start = time.monotonic()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    ids = [it.item_id for it in items]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise FormatError(output, None, "id", f"question id {dup!r} occurs twice in the benchmark files")
+    stats = GenerationStats(total=len(items))
+    records = load_predictions(output, set(ids), retry_errors=retry_errors, stats=stats)
+    stats.already_answered = len(records)
+    groups: dict[VideoRef, list[EvalItem]] = {}
+    for it in items:
+        if it.item_id not in records:
+            groups.setdefault(it.video, []).append(it)
+    todo = sum(len(g) for g in groups.values())
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=todo, desc=desc, unit="q")
+    consecutive = 0
+    try:
+        with open(output, "a", encoding="utf-8") as fh:
+            for video, group in groups.items():
+                texts, err = _generate_group(model, video, group, max_new_tokens)
+                for it, raw in zip(group, texts, strict=True):
+                    if err is None:
+                        rec = {"id": it.item_id, "prediction": postprocess(it, raw), "raw": raw, "error": None}
+                        stats.answered += 1
+                    else:
+                        rec = {"id": it.item_id, "prediction": None, "raw": None, "error": format_error(err)}
+                        stats.failed += 1
+                        stats.failed_videos.add(video.path)
+                    append_jsonl(fh, rec)
+                    records[it.item_id] = rec
+                if bar is not None:
+                    bar.update(len(group))
+                consecutive = consecutive + 1 if err is not None and not is_data_error(err) else 0
+                if max_consecutive_failures and consecutive >= max_consecutive_failures:
+                    raise RunAborted(
+                        f"the model failed on {consecutive} videos in a row (last error: {format_error(err)}); "
+                        "stopping. Fix the model, then re-run with --retry-errors to ask these again."
+                    )
+    finally:
+        if bar is not None:
+            bar.close()
+        stats.elapsed_s = time.monotonic() - start
+    return records, stats
+
+
+def _generate_group(
+    model: EvalModel, video: VideoRef, group: Sequence[EvalItem], max_new_tokens: int
+) -> tuple[list[str | None], BaseException | None]:
+    try:
+        if not os.path.exists(video.path):
+            raise FileNotFoundError(f"video not found: {video.path}")
+        frames = load_frames(video, model.num_frames)
+        texts = model.generate(frames, [it.prompt for it in group], max_new_tokens=max_new_tokens)
+        if not isinstance(texts, (list, tuple)) or len(texts) != len(group):
+            raise TypeError(f"generate returned {type(texts).__name__} of the wrong length for {len(group)} prompts")
+        for t in texts:
+            if not isinstance(t, str):
+                raise TypeError(f"generate returned {type(t).__name__}, not str")
+        return list(texts), None
+    except Exception as err:  # noqa: BLE001 - recorded and counted, never dropped
+        return [None] * len(group), err
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain tab-separated table, the layout of the paper's tables (first column the row name)."""
+    return "\n".join("\t".join(str(c) for c in r) for r in [header, *rows]) + "\n"
+
+
+def write_results(output_dir: Path, name: str, results: dict[str, Any], table: str,
+                  samples: Sequence[dict[str, Any]]) -> None:
+    """``{name}_results.json``, ``{name}_table.txt`` and per-sample ``{name}_samples.jsonl``."""
+    from mashvlm.files import write_text_atomic
+
+    write_json_atomic(output_dir / f"{name}_results.json", results)
+    write_text_atomic(output_dir / f"{name}_table.txt", table)
+    write_jsonl_atomic(output_dir / f"{name}_samples.jsonl", samples)
