@@ -20,7 +20,14 @@ from mashvlm.unscene.formats import (
 )
 from mashvlm.unscene.judge import LEXICAL_JUDGE_NAME, LexicalJudge, OpenAIJudge
 from mashvlm.unscene.parsing import parse_yes_no
-from mashvlm.unscene.runner import BatchVideoQAModel, MashVlmModel, VideoQAModel, load_model_class, run_model
+from mashvlm.unscene.runner import (
+    BatchVideoQAModel,
+    MashVlmVideoQA,
+    MultiVideoQAModel,
+    VideoQAModel,
+    load_model_class,
+    run_model,
+)
 from mashvlm.unscene.scoring import build_results, format_table, score_binary, score_open_ended
 
 __all__ = [
@@ -28,7 +35,8 @@ __all__ = [
     "BatchVideoQAModel",
     "FormatError",
     "LexicalJudge",
-    "MashVlmModel",
+    "MashVlmVideoQA",
+    "MultiVideoQAModel",
     "OpenAIJudge",
     "Prediction",
     "Question",

@@ -235,6 +235,13 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "--max-new-tokens", type=int, default=256, help="MASH-VLM: answer length limit (default 256)"
     )
     p.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        help="questions per model call (default 8): MASH-VLM answers the questions of several videos in "
+        "one left-padded batch, encoding each video once; an answer_batch model gets one video at a time",
+    )
+    p.add_argument(
         "--tasks",
         choices=("all", "binary", "open_ended"),
         default="all",
@@ -255,7 +262,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run a model over the questions."""
     from mashvlm.unscene.formats import load_questions
     from mashvlm.unscene.runner import (
-        MashVlmModel,
+        MashVlmVideoQA,
         RunAborted,
         check_predictions_path,
         load_model_class,
@@ -266,10 +273,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     questions = load_questions(args.questions)  # all of them: --tasks only narrows what is asked
     if not args.video_root.is_dir():
         raise ValueError(f"--video-root {args.video_root} is not a directory")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     # before spending minutes loading a model
     check_predictions_path(args.output, [q.question_id for q in questions])
     if args.model is not None:
-        model: Any = MashVlmModel(
+        model: Any = MashVlmVideoQA(
             args.model, device=args.device, dtype=args.dtype, max_new_tokens=args.max_new_tokens
         )
     else:
@@ -283,6 +292,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             tasks=args.tasks,
             retry_errors=args.retry_errors,
             max_consecutive_failures=args.max_consecutive_failures,
+            batch_size=args.batch_size,
             progress=not args.no_progress,
         )
     except RunAborted as err:
