@@ -52,6 +52,22 @@ class VideoChat:
     def device(self) -> torch.device:
         return self.model.device
 
+    def greedy_settings(self, max_new_tokens: int) -> dict:
+        """``generate`` keyword arguments of greedy answering.
+
+        The video placeholder tokens are never generated: the model could not continue after one (a
+        placeholder is a slot for video features, and a generated one has none), and an untrained
+        model does pick them.
+        """
+        tokenizer = self.processor.tokenizer
+        return dict(
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            suppress_tokens=[self.processor.video_temporal_token_id, self.processor.video_spatial_token_id],
+        )
+
     @torch.inference_mode()
     def answer_videos(
         self,
@@ -104,10 +120,7 @@ class VideoChat:
             input_ids=input_ids,
             attention_mask=attention_mask,
             cache=cache,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
+            **self.greedy_settings(max_new_tokens),
         )
         texts = [t.strip() for t in processor.batch_decode(output[:, input_ids.shape[1] :], skip_special_tokens=True)]
         answers: list[list[str]] = [[] for _ in videos]

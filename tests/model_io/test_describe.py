@@ -66,12 +66,15 @@ def test_checkpoint_without_weights_is_named(checkpoint, tmp_path):
 
 
 def _greedy(model, processor, frames, question: str, steps: int) -> str:
-    """One question, no cache, no padding: a full forward per generated token."""
+    """One question, no cache, no padding: a full forward per generated token (never a video placeholder)."""
     inputs = processor(processor.build_prompt(question), videos=frames)
     ids = inputs["input_ids"]
+    placeholders = [processor.video_temporal_token_id, processor.video_spatial_token_id]
     with torch.no_grad():
         for _ in range(steps):
-            nxt = model(input_ids=ids, pixel_values_videos=inputs["pixel_values_videos"]).logits[:, -1].argmax(-1)
+            logits = model(input_ids=ids, pixel_values_videos=inputs["pixel_values_videos"]).logits[:, -1]
+            logits[:, placeholders] = float("-inf")
+            nxt = logits.argmax(-1)
             if nxt.item() == processor.tokenizer.eos_token_id:
                 break
             ids = torch.cat([ids, nxt[:, None]], dim=1)
@@ -102,3 +105,18 @@ def test_answer_videos_equals_one_question_at_a_time(checkpoint):
     # answer_batch: pairs that share a video share its encoding, answers in the pairs' order
     pairs = [(videos[2], "Why?"), (videos[0], "Hi"), (videos[2], "Is someone running on a beach?")]
     assert chat.answer_batch(*zip(*pairs, strict=True), max_new_tokens=6) == [expected[2][0], expected[0][2], expected[2][1]]
+
+
+def test_video_placeholders_are_never_generated(checkpoint):
+    """A model whose favourite next token is a video placeholder (an untrained one can be) still answers:
+    a generated placeholder would be a video slot without video features."""
+    chat = VideoChat.from_pretrained(checkpoint, device="cpu")
+    processor, model = chat.processor, chat.model
+    frames = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    inputs = processor(processor.build_prompt("Hi"), videos=frames)
+    with torch.no_grad():
+        first = int(model(**inputs).logits[0, -1].argmax())
+        model.lm_head.weight[processor.video_temporal_token_id] = 10 * model.lm_head.weight[first]
+        assert int(model(**inputs).logits[0, -1].argmax()) == processor.video_temporal_token_id
+    answers = chat.answer_videos([frames], [["Hi", "Is someone running?"]], max_new_tokens=3)
+    assert answers == [[_greedy(model, processor, frames, q, 3) for q in ("Hi", "Is someone running?")]]
