@@ -16,7 +16,8 @@ Every setting goes through ``run_model`` with a fresh predictions file:
   preprocessed and sent through the vision tower once per question, its questions in one batch;
 - ``encode once, batch B``: ``MashVlmVideoQA`` with ``run_model(batch_size=B)``.
 
-    python benchmarks/unscene_runner.py [--unusual 16 --scene-only 8 --max-new-tokens 24 --batch-sizes 1 8 32]
+    python benchmarks/unscene_runner.py [--unusual 16 --scene-only 8 --max-new-tokens 24 --batch-sizes 8 16 32]
+    python benchmarks/unscene_runner.py --max-new-tokens 4
 """
 
 from __future__ import annotations
@@ -72,11 +73,14 @@ def main() -> None:
     parser.add_argument("--unusual", type=int, default=16, help="unusual-context test videos (5 questions each)")
     parser.add_argument("--scene-only", type=int, default=8, help="scene-only test videos (3 questions each)")
     parser.add_argument("--max-new-tokens", type=int, default=StudyConfig().max_new_tokens)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 16, 32])
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (the machine's speed drifts)")
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="mash")
     parser.add_argument("--skip-one-at-a-time", action="store_true", help="slowest setting; ratios then vs old")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: on a loaded machine more threads make small ops far slower)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     tmp = Path(tempfile.mkdtemp(prefix="unscene_bench_"))
     world = build_world(tmp / "world", WorldConfig(n_train=0, n_test_usual=2, n_test_unusual=args.unusual,
@@ -120,7 +124,7 @@ def main() -> None:
             rates[name].append(rate)
     reference = next(iter(settings))
     print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"{len(questions)} questions on {len(world.videos)} videos ({args.unusual} unusual-context, "
+    print(f"{len(questions)} questions on {len({q.video_id for q in questions})} videos ({args.unusual} unusual-context, "
           f"{args.scene_only} scene-only), variant {args.variant}, max_new_tokens {args.max_new_tokens}, "
           f"{args.rounds} rounds (median)")
     for name, values in rates.items():

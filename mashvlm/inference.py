@@ -78,13 +78,12 @@ class VideoChat:
     ) -> list[list[str]]:
         """Greedy answers to ``questions[i]`` (several questions) about ``videos[i]``, all in one batch.
 
-        A video is a path or ``[T, H, W, 3]`` frames. Each video is preprocessed and encoded by the vision
-        tower once, together with the prompt before its question: every prompt is ``[system, video block,
-        question]``, and the text before any video sees only earlier text while the video block's keys
-        depend only on the video, so that prefix's KV cache is computed once per video and copied to each
-        of its questions. The questions are left-padded against it (padding between the prefix and the
-        question: both Harmonic-RoPE streams and the attention mask skip padding wherever it is), so the
-        answers are those of asking one question at a time.
+        A video is a path or ``[T, H, W, 3]`` frames. Every prompt is ``[system text, video block,
+        question]``, and its tokens up to the end of the video block attend only to each other, so their
+        KV cache is the same for every question about the video: it is computed once per video (the vision
+        tower included) and copied to each question. The questions are left-padded against it (the padding
+        sits between the prefix and the question; both Harmonic-RoPE streams and the attention mask skip
+        padding wherever it is), so the answers are those of asking one question at a time.
         """
         if len(videos) != len(questions):
             raise ValueError(f"{len(videos)} videos but {len(questions)} lists of questions")

@@ -237,8 +237,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--batch-size",
         type=int,
-        default=8,
-        help="questions per model call (default 8): MASH-VLM answers the questions of several videos in "
+        default=16,
+        help="questions per model call (default 16): MASH-VLM answers the questions of several videos in "
         "one left-padded batch, encoding each video once; an answer_batch model gets one video at a time",
     )
     p.add_argument(

@@ -279,7 +279,7 @@ def run_model(
     tasks: str = "all",
     retry_errors: bool = False,
     max_consecutive_failures: int = 10,
-    batch_size: int = 8,
+    batch_size: int = 16,
     progress: bool = True,
     on_answer: Callable[[Prediction], None] | None = None,
 ) -> RunStats:
