@@ -6,9 +6,9 @@ video in one go, or ``answer_videos(requests)`` to answer the questions about se
 batch (:class:`MultiVideoQAModel`). MASH-VLM checkpoints are wrapped by :class:`MashVlmVideoQA`; any
 other model is loaded from the user's own code with :func:`load_model_class` (``package.module:ClassName``).
 
-Predictions are appended one JSON line at a time (a batch at a time for batched models) and fsynced,
-so a run killed at any moment keeps every answer it got; re-running skips the question ids already in the file (a truncated last line
-from the kill is cut off and counted). A question whose ``answer`` raises is recorded with
+Predictions are appended one JSON line at a time and fsynced as soon as they are known (a batch at a
+time for batched models), so a run killed at any moment keeps every answer it got; re-running skips
+the question ids already in the file (a truncated last line from the kill is cut off and counted). A question whose ``answer`` raises is recorded with
 ``"prediction": null`` and ``"error": "<type>: <message>"``: the scorer counts it as wrong and the
 video as failed, so a video that does not decode stays in the denominator.
 """

@@ -216,7 +216,8 @@ def test_batch_size_packs_whole_videos(tmp_path: Path, video_root: Path) -> None
 def test_broken_packed_model_stops_the_run(tmp_path: Path, video_root: Path) -> None:
     model = PackedModel(crash=True)
     with pytest.raises(RunAborted, match="failed on 2 videos in a row.*out of memory"):
-        run_model(model, _questions(), video_root, tmp_path / "p.jsonl", max_consecutive_failures=2, progress=False)
+        run_model(model, _questions(), video_root, tmp_path / "p.jsonl", max_consecutive_failures=2, batch_size=8,
+                  progress=False)
     assert len(read_jsonl(tmp_path / "p.jsonl")) == 6 and len(model.packed) == 1  # s1 + s2, one call
 
 
