@@ -79,7 +79,81 @@ class VideoChat:
     def device(self) -> torch.device:
         return self.model.device
 
+    def greedy_settings(self, max_new_tokens: int) -> dict:
+        """``generate`` keyword arguments of greedy answering.
+
+        The video placeholder tokens are never generated: the model could not continue after one (a
+        placeholder is a slot for video features, and a generated one has none), and an untrained
+        model does pick them.
+        """
+        tokenizer = self.processor.tokenizer
+        return dict(
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            suppress_tokens=[self.processor.video_temporal_token_id, self.processor.video_spatial_token_id],
+        )
+
     @torch.inference_mode()
+    def answer_videos(
+        self,
+        videos: Sequence,
+        questions: Sequence[Sequence[str]],
+        *,
+        max_new_tokens: int = 64,
+    ) -> list[list[str]]:
+        """Greedy answers to ``questions[i]`` (several questions) about ``videos[i]``, all in one batch.
+
+        A video is a path or ``[T, H, W, 3]`` frames. Every prompt is ``[system text, video block,
+        question]``, and its tokens up to the end of the video block attend only to each other, so their
+        KV cache is the same for every question about the video: it is computed once per video (the vision
+        tower included) and copied to each question. The questions are left-padded against it (the padding
+        sits between the prefix and the question; both Harmonic-RoPE streams and the attention mask skip
+        padding wherever it is), so the answers are those of asking one question at a time.
+        """
+        if len(videos) != len(questions):
+            raise ValueError(f"{len(videos)} videos but {len(questions)} lists of questions")
+        owner = [v for v, qs in enumerate(questions) for _ in qs]
+        flat = [q for qs in questions for q in qs]
+        if not flat:
+            return [[] for _ in videos]
+        processor, tokenizer = self.processor, self.processor.tokenizer
+        prefix, suffixes = split_video_prefix(
+            [processor.expand_video_tokens(processor.build_prompt(q)) for q in flat],
+            tokenizer,
+            (processor.video_temporal_token_id, processor.video_spatial_token_id),
+        )
+        pixels = torch.stack(
+            [
+                processor.preprocess_video(processor.load_video(v) if isinstance(v, (str, os.PathLike)) else v)
+                for v in videos
+            ]
+        ).to(self.device, self.model.dtype)
+        prefix_ids = torch.tensor([prefix], device=self.device)
+        # One prefill per video (vision tower included), then a copy of its cache for each question.
+        cache = self.model(
+            input_ids=prefix_ids.expand(len(videos), -1),
+            pixel_values_videos=pixels,
+            use_cache=True,
+            logits_to_keep=1,
+        ).cache
+        cache.batch_select_indices(torch.tensor(owner, device=self.device))
+        padded = tokenizer.pad({"input_ids": suffixes}, padding_side="left", return_tensors="pt").to(self.device)
+        input_ids = torch.cat([prefix_ids.expand(len(flat), -1), padded["input_ids"]], dim=1)
+        attention_mask = torch.cat([torch.ones_like(input_ids[:, : len(prefix)]), padded["attention_mask"]], dim=1)
+        output = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            cache=cache,
+            **self.greedy_settings(max_new_tokens),
+        )
+        texts = [t.strip() for t in processor.batch_decode(output[:, input_ids.shape[1] :], skip_special_tokens=True)]
+        answers: list[list[str]] = [[] for _ in videos]
+        for v, text in zip(owner, texts, strict=True):
+            answers[v].append(text)
+        return answers
+
     def answer_batch(
         self,
         videos: Sequence,
@@ -87,22 +161,22 @@ class VideoChat:
         *,
         max_new_tokens: int = 64,
     ) -> list[str]:
-        """Answers for ``(video, question)`` pairs; a video is a path or ``[T, H, W, 3]`` frames."""
+        """Answers for ``(video, question)`` pairs; a video is a path or ``[T, H, W, 3]`` frames.
+
+        Pairs that share a video (the same path, or the same frames object) share its encoding
+        (:meth:`answer_videos`).
+        """
         if len(videos) != len(questions):
             raise ValueError(f"{len(videos)} videos but {len(questions)} questions")
-        prompts = [self.processor.build_prompt(q) for q in questions]
-        inputs = self.processor(prompts, videos=list(videos)).to(self.device)
-        inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self.model.dtype)
-        tokenizer = self.processor.tokenizer
-        output = self.model.generate(
-            **inputs,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
-        new_tokens = output[:, inputs["input_ids"].shape[1] :]
-        return [text.strip() for text in self.processor.batch_decode(new_tokens, skip_special_tokens=True)]
+        distinct: dict[object, int] = {}
+        for v in videos:
+            distinct.setdefault(_video_key(v), len(distinct))
+        unique = list({_video_key(v): v for v in videos}.values())
+        grouped: list[list[str]] = [[] for _ in unique]
+        for v, q in zip(videos, questions, strict=True):
+            grouped[distinct[_video_key(v)]].append(q)
+        answers = [iter(a) for a in self.answer_videos(unique, grouped, max_new_tokens=max_new_tokens)]
+        return [next(answers[distinct[_video_key(v)]]) for v in videos]
 
     def answer(
         self,
@@ -116,3 +190,25 @@ class VideoChat:
         """Greedy answer to ``question`` about the video at ``video_path`` (raises VideoDecodeError)."""
         frames = self.processor.load_video(video_path, start=start, end=end)
         return self.answer_batch([frames], [question], max_new_tokens=max_new_tokens)[0]
+
+
+def _video_key(video: object) -> object:
+    return os.fspath(video) if isinstance(video, (str, os.PathLike)) else id(video)
+
+
+def split_video_prefix(
+    prompts: Sequence[str], tokenizer, video_token_ids: tuple[int, int]
+) -> tuple[list[int], list[list[int]]]:
+    """Token ids of ``prompts`` (video placeholders expanded) as one shared prefix up to and including
+    the last video placeholder, and each prompt's own rest.
+
+    Raises ``ValueError`` if the prompts do not share that prefix (one video block each, the same
+    template), since only then is the prefix's KV cache the same for all of them.
+    """
+    rows = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+    video = set(video_token_ids)
+    splits = [max((i + 1 for i, t in enumerate(row) if t in video), default=0) for row in rows]
+    prefix = rows[0][: splits[0]]
+    if not prefix or any(row[:cut] != prefix for row, cut in zip(rows, splits, strict=True)):
+        raise ValueError("the prompts do not share one prefix ending with the video block (one <video> each)")
+    return prefix, [row[cut:] for row, cut in zip(rows, splits, strict=True)]

@@ -203,11 +203,11 @@ def _evaluate(ctx: StudyContext, model_dir: Path, questions_file: Path, predicti
               judge: bool) -> dict[str, Any]:
     from mashvlm.unscene.formats import load_predictions, load_questions
     from mashvlm.unscene.judge import LexicalJudge
-    from mashvlm.unscene.runner import MashVlmModel, run_model
+    from mashvlm.unscene.runner import MashVlmVideoQA, run_model
     from mashvlm.unscene.scoring import build_results, score_binary, score_open_ended
 
     questions = load_questions(questions_file)
-    model = MashVlmModel(model_dir, max_new_tokens=ctx.config.max_new_tokens)
+    model = MashVlmVideoQA(model_dir, max_new_tokens=ctx.config.max_new_tokens)
     run_model(model, questions, ctx.world.root, predictions, progress=ctx.progress)
     preds = load_predictions(predictions, known_question_ids=[q.question_id for q in questions]).predictions
     binary = score_binary(questions, preds)

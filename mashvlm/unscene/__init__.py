@@ -14,7 +14,14 @@ from mashvlm.unscene.formats import load_annotations, load_predictions, load_que
 from mashvlm.unscene.judge import LEXICAL_JUDGE_NAME, LexicalJudge, OpenAIJudge
 from mashvlm.unscene.parsing import parse_yes_no
 from mashvlm.unscene.records import Prediction, Question, VideoAnnotation
-from mashvlm.unscene.runner import BatchVideoQAModel, MashVlmModel, VideoQAModel, load_model_class, run_model
+from mashvlm.unscene.runner import (
+    BatchVideoQAModel,
+    MashVlmVideoQA,
+    MultiVideoQAModel,
+    VideoQAModel,
+    load_model_class,
+    run_model,
+)
 from mashvlm.unscene.scoring import build_results, format_table, score_binary, score_open_ended
 
 __all__ = [
@@ -22,7 +29,8 @@ __all__ = [
     "BatchVideoQAModel",
     "FormatError",
     "LexicalJudge",
-    "MashVlmModel",
+    "MashVlmVideoQA",
+    "MultiVideoQAModel",
     "OpenAIJudge",
     "Prediction",
     "Question",

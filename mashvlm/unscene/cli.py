@@ -222,6 +222,13 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "--max-new-tokens", type=positive_int, default=256, help="MASH-VLM: answer length limit (default 256)"
     )
     p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=16,
+        help="questions per model call (default 16): MASH-VLM answers the questions of several videos in "
+        "one left-padded batch, encoding each video once; an answer_batch model gets one video at a time",
+    )
+    p.add_argument(
         "--tasks",
         choices=("all", "binary", "open_ended"),
         default="all",
@@ -242,7 +249,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run a model over the questions."""
     from mashvlm.unscene.formats import load_questions
     from mashvlm.unscene.runner import (
-        MashVlmModel,
+        MashVlmVideoQA,
         check_predictions_path,
         load_model_class,
         parse_model_args,
@@ -257,7 +264,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # before spending minutes loading a model
     check_predictions_path(args.output, [q.question_id for q in questions])
     if args.model is not None:
-        model: Any = MashVlmModel(
+        model: Any = MashVlmVideoQA(
             args.model, device=args.device, dtype=args.dtype, max_new_tokens=args.max_new_tokens
         )
     else:
@@ -270,6 +277,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         tasks=args.tasks,
         retry_errors=args.retry_errors,
         max_consecutive_failures=args.max_consecutive_failures,
+        batch_size=args.batch_size,
         progress=not args.no_progress,
     )
     print(f"{args.output}: {stats.summary()}")

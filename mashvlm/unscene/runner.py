@@ -1,13 +1,14 @@
 """Asking a video model the UNSCENE questions, resumably.
 
-The plug-in interface is :class:`VideoQAModel`: an object with ``answer(video_path, question) -> str``
-(and optionally ``answer_batch(video_path, questions) -> list[str]`` to answer all questions about
-one video in one go). MASH-VLM checkpoints are wrapped by :class:`MashVlmModel`; any other model is
-loaded from the user's own code with :func:`load_model_class` (``package.module:ClassName``).
+The plug-in interface is :class:`VideoQAModel`: an object with ``answer(video_path, question) -> str``,
+optionally ``answer_batch(video_path, questions) -> list[str]`` to answer several questions about one
+video in one go, or ``answer_videos(requests)`` to answer the questions about several videos in one
+batch (:class:`MultiVideoQAModel`). MASH-VLM checkpoints are wrapped by :class:`MashVlmVideoQA`; any
+other model is loaded from the user's own code with :func:`load_model_class` (``package.module:ClassName``).
 
-Predictions are appended one JSON line at a time and fsynced, so a run killed at any moment keeps
-every answer it got; re-running skips the question ids already in the file (a truncated last line
-from the kill is cut off and counted). A question whose ``answer`` raises is recorded with
+Predictions are appended one JSON line at a time and fsynced as soon as they are known (a batch at a
+time for batched models), so a run killed at any moment keeps every answer it got; re-running skips
+the question ids already in the file (a truncated last line from the kill is cut off and counted). A question whose ``answer`` raises is recorded with
 ``"prediction": null`` and ``"error": "<type>: <message>"``: the scorer counts it as wrong and the
 video as failed, so a video that does not decode stays in the denominator.
 """
@@ -52,13 +53,27 @@ class BatchVideoQAModel(VideoQAModel, Protocol):
     def answer_batch(self, video_path: str, questions: Sequence[str]) -> list[str]: ...
 
 
-class MashVlmModel:
-    """:class:`VideoQAModel` adapter for a MASH-VLM checkpoint directory (greedy decoding).
+@runtime_checkable
+class MultiVideoQAModel(VideoQAModel, Protocol):
+    """Optional: answer the questions about several videos in one batch.
+
+    ``requests`` is ``[(video_path, questions), ...]``; the result has one item per request, in order:
+    the list of answers to its questions, or the exception that stopped that video (a video that does
+    not decode fails only its own questions). The runner sends at most ``batch_size`` questions per call.
+    """
+
+    def answer_videos(
+        self, requests: Sequence[tuple[str, Sequence[str]]]
+    ) -> Sequence[Sequence[str] | BaseException]: ...
+
+
+class MashVlmVideoQA:
+    """:class:`MultiVideoQAModel` adapter for a MASH-VLM checkpoint directory (greedy decoding).
 
     ``mashvlm.inference`` (and with it torch and transformers) is imported here, not at module load,
-    so that the rest of UNSCENE works without the model stack. ``answer_batch`` decodes a video once
-    and answers all its questions in one left-padded batch (the core tests check that left padding
-    does not change greedy answers).
+    so that the rest of UNSCENE works without the model stack. Each video is decoded and encoded once
+    for all of its questions, and the questions of several videos are generated in one left-padded
+    batch (``VideoChat.answer_videos``); the answers are those of one question at a time.
     """
 
     def __init__(
@@ -86,13 +101,28 @@ class MashVlmModel:
         return self.chat.answer(video_path, question, max_new_tokens=self.max_new_tokens)
 
     def answer_batch(self, video_path: str, questions: Sequence[str]) -> list[str]:
-        load_video = getattr(getattr(self.chat, "processor", None), "load_video", None)
-        if load_video is None or not hasattr(self.chat, "answer_batch"):
-            return [self.answer(video_path, q) for q in questions]
-        frames = load_video(video_path)
-        return self.chat.answer_batch(
-            [frames] * len(questions), list(questions), max_new_tokens=self.max_new_tokens
-        )
+        (result,) = self.answer_videos([(video_path, questions)])
+        if isinstance(result, BaseException):
+            raise result
+        return list(result)
+
+    def answer_videos(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[str] | BaseException]:
+        results: list[list[str] | BaseException] = []
+        frames, questions, decoded = [], [], []
+        for i, (video_path, qs) in enumerate(requests):
+            try:
+                frames.append(self.chat.processor.load_video(video_path))
+            except Exception as err:  # noqa: BLE001 - this video's failure, recorded by the runner
+                results.append(err)
+                continue
+            results.append([])
+            questions.append(list(qs))
+            decoded.append(i)
+        if decoded:
+            answers = self.chat.answer_videos(frames, questions, max_new_tokens=self.max_new_tokens)
+            for i, texts in zip(decoded, answers, strict=True):
+                results[i] = texts
+        return results
 
 
 def parse_model_args(items: Sequence[str]) -> dict[str, Any]:
@@ -274,6 +304,7 @@ def run_model(
     tasks: str = "all",
     retry_errors: bool = False,
     max_consecutive_failures: int = 10,
+    batch_size: int = 16,
     progress: bool = True,
     on_answer: Callable[[Prediction], None] | None = None,
 ) -> RunStats:
@@ -283,11 +314,16 @@ def run_model(
     ``tasks`` (see :func:`select_tasks`) narrows what is asked; ``retry_errors`` then retries only
     the failures among the selected questions.
 
-    Questions are grouped by video in file order. Any exception from the model is recorded as that
-    question's failure. After ``max_consecutive_failures`` videos in a row fail with errors that are
-    not data errors (a broken model, not a broken video) the run stops with :class:`RunAborted`;
-    what was written stays, and ``retry_errors`` asks the failures again. 0 never stops.
+    Questions are grouped by video in file order. ``batch_size`` caps the questions per model call:
+    a :class:`MultiVideoQAModel` gets whole videos packed up to it, an ``answer_batch`` model one
+    video at a time (in pieces of ``batch_size``), any other model one question at a time. Any
+    exception from the model is recorded as that question's failure. After
+    ``max_consecutive_failures`` videos in a row fail with errors that are not data errors (a broken
+    model, not a broken video) the run stops with :class:`RunAborted`; what was written stays, and
+    ``retry_errors`` asks the failures again. 0 never stops.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     start = time.monotonic()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -313,14 +349,12 @@ def run_model(
             from tqdm import tqdm
 
             bar = tqdm(total=todo, desc="unscene run", unit="q")
-        consecutive = 0
+        streak = _FailureStreak(max_consecutive_failures, pending)
         try:
             with open(output, "a", encoding="utf-8") as fh:
-                for video_id, video_questions in pending.items():
-                    model_failures = 0
-                    last_error: BaseException | None = None
-                    answers = _answer_video(model, video_root, video_questions)
-                    for q, (text, err) in zip(video_questions, answers, strict=True):
+                pack = callable(getattr(model, "answer_videos", None))
+                for call in _model_calls(pending, batch_size, pack):
+                    for q, text, err in _answer_call(model, video_root, call):
                         stats.asked += 1
                         if err is None:
                             pred = Prediction(q.question_id, text)
@@ -328,22 +362,14 @@ def run_model(
                         else:
                             pred = Prediction(q.question_id, None, format_error(err))
                             stats.failed += 1
-                            stats.failed_videos.add(video_id)
-                            model_failures += int(not is_data_error(err))
-                            last_error = err
+                            stats.failed_videos.add(q.video_id)
+                        streak.add(q.video_id, err)
                         _append(fh, pred)
                         if on_answer is not None:
                             on_answer(pred)
                         if bar is not None:
                             bar.update(1)
-                    # A whole video lost to model (not video) errors: a broken model, if it keeps happening.
-                    consecutive = consecutive + 1 if model_failures == len(video_questions) else 0
-                    if max_consecutive_failures and consecutive >= max_consecutive_failures:
-                        raise RunAborted(
-                            f"the model failed on {consecutive} videos in a row (last error: "
-                            f"{format_error(last_error)}); stopping. Fix the model, then re-run with "
-                            "--retry-errors to ask these again."
-                        )
+                    streak.check()  # after the call's answers are written
         finally:
             if bar is not None:
                 bar.close()
@@ -351,41 +377,111 @@ def run_model(
     return stats
 
 
-def _answer_video(
+class _FailureStreak:
+    """Counts the videos in a row that lost every pending question to model (not video) errors."""
+
+    def __init__(self, limit: int, pending: dict[str, list[Question]]):
+        self.limit = limit
+        self.total = {video_id: len(qs) for video_id, qs in pending.items()}
+        self.answered = dict.fromkeys(pending, 0)
+        self.model_failures = dict.fromkeys(pending, 0)
+        self.in_a_row = 0
+        self.last_error: BaseException | None = None
+
+    def add(self, video_id: str, err: BaseException | None) -> None:
+        if err is not None:
+            self.model_failures[video_id] += int(not is_data_error(err))
+            self.last_error = err
+        self.answered[video_id] += 1
+        if self.answered[video_id] == self.total[video_id]:  # the video is done
+            broken = self.model_failures[video_id] == self.total[video_id]
+            self.in_a_row = self.in_a_row + 1 if broken else 0
+
+    def check(self) -> None:
+        if self.limit and self.in_a_row >= self.limit:
+            raise RunAborted(
+                f"the model failed on {self.in_a_row} videos in a row (last error: "
+                f"{format_error(self.last_error)}); stopping. Fix the model, then re-run with "
+                "--retry-errors to ask these again."
+            )
+
+
+def _model_calls(pending: dict[str, list[Question]], batch_size: int, pack: bool) -> Iterator[list[Question]]:
+    """The questions of each model call, in file order: at most ``batch_size`` questions of one video;
+    with ``pack``, consecutive whole videos share a call while they fit (a video is split only when it
+    alone has more than ``batch_size`` questions)."""
+    call: list[Question] = []
+    for video_questions in pending.values():
+        if call and (not pack or len(call) + len(video_questions) > batch_size):
+            yield call
+            call = []
+        for i in range(0, len(video_questions), batch_size):
+            call.extend(video_questions[i : i + batch_size])
+            if len(call) == batch_size:
+                yield call
+                call = []
+    if call:
+        yield call
+
+
+def _answer_call(
     model: VideoQAModel, video_root: str | os.PathLike[str], questions: Sequence[Question]
-) -> Iterator[tuple[str | None, BaseException | None]]:
-    """(text, error) for each question about one video, yielded as soon as each is known.
+) -> Iterator[tuple[Question, str | None, BaseException | None]]:
+    """(question, text, error) for each question of one model call, yielded as soon as each is known.
 
     Yielding one answer at a time lets the caller write it before the next (slow) question is
-    asked, so a kill loses at most the answer being generated.
+    asked, so a kill loses at most the answer (or the batch) being generated.
     """
-    try:
-        path = resolve_video_path(video_root, questions[0].video)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"video not found: {path}")
-    except (ValueError, FileNotFoundError) as err:
-        yield from [(None, err)] * len(questions)
-        return
-    batch = getattr(model, "answer_batch", None)
-    if callable(batch) and len(questions) > 1:
-        try:
-            texts = batch(path, [q.question for q in questions])
-            if not isinstance(texts, (list, tuple)) or len(texts) != len(questions):
-                raise TypeError(
-                    f"answer_batch returned {type(texts).__name__} of the wrong length "
-                    f"for {len(questions)} questions"
-                )
-            results = [_checked(t) for t in texts]
-        except Exception as err:  # noqa: BLE001 - recorded, never dropped
-            results = [(None, err)] * len(questions)
-        yield from results
-        return
+    videos: dict[str, list[Question]] = {}
     for q in questions:
+        videos.setdefault(q.video_id, []).append(q)
+    paths: dict[str, str] = {}
+    for video_id, qs in videos.items():
         try:
-            result = _checked(model.answer(path, q.question))
+            path = resolve_video_path(video_root, qs[0].video)
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"video not found: {path}")
+            paths[video_id] = path
+        except (ValueError, FileNotFoundError) as err:
+            yield from ((q, None, err) for q in qs)
+    videos = {v: qs for v, qs in videos.items() if v in paths}
+    if not videos:
+        return
+    answer_videos = getattr(model, "answer_videos", None)
+    answer_batch = getattr(model, "answer_batch", None)
+    if callable(answer_videos) or (callable(answer_batch) and len(questions) > 1):
+        requests = [(paths[v], [q.question for q in qs]) for v, qs in videos.items()]
+        try:
+            if callable(answer_videos):
+                results = _checked_length(answer_videos(requests), len(requests), "answer_videos", "videos")
+            else:
+                results = [answer_batch(*requests[0])]  # one video per call
         except Exception as err:  # noqa: BLE001 - recorded, never dropped
-            result = (None, err)
-        yield result
+            results = [err] * len(requests)
+        for qs, result in zip(videos.values(), results, strict=True):
+            if not isinstance(result, BaseException):
+                try:
+                    result = _checked_length(result, len(qs), "the model", "questions")
+                except TypeError as err:
+                    result = err
+            if isinstance(result, BaseException):
+                yield from ((q, None, result) for q in qs)
+            else:
+                yield from ((q, *_checked(t)) for q, t in zip(qs, result, strict=True))
+        return
+    for qs in videos.values():
+        for q in qs:
+            try:
+                result = _checked(model.answer(paths[q.video_id], q.question))
+            except Exception as err:  # noqa: BLE001 - recorded, never dropped
+                result = (None, err)
+            yield (q, *result)
+
+
+def _checked_length(items: object, expected: int, who: str, what: str) -> list:
+    if not isinstance(items, (list, tuple)) or len(items) != expected:
+        raise TypeError(f"{who} returned {type(items).__name__} of the wrong length for {expected} {what}")
+    return list(items)
 
 
 def _checked(text: object) -> tuple[str | None, BaseException | None]:

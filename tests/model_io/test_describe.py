@@ -1,5 +1,6 @@
 """From a video file to an answer: VideoChat and ``mashvlm describe``."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,3 +63,60 @@ def test_checkpoint_without_weights_is_named(checkpoint, tmp_path):
             (tmp_path / item.name).write_bytes(item.read_bytes())
     with pytest.raises(CheckpointError, match="no model.safetensors"):
         check_mashvlm_dir(tmp_path)
+
+
+def _greedy(model, processor, frames, question: str, steps: int) -> str:
+    """One question, no cache, no padding: a full forward per generated token (never a video placeholder)."""
+    inputs = processor(processor.build_prompt(question), videos=frames)
+    ids = inputs["input_ids"]
+    placeholders = [processor.video_temporal_token_id, processor.video_spatial_token_id]
+    with torch.no_grad():
+        for _ in range(steps):
+            logits = model(input_ids=ids, pixel_values_videos=inputs["pixel_values_videos"]).logits[:, -1]
+            logits[:, placeholders] = float("-inf")
+            nxt = logits.argmax(-1)
+            if nxt.item() == processor.tokenizer.eos_token_id:
+                break
+            ids = torch.cat([ids, nxt[:, None]], dim=1)
+    return processor.decode(ids[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+
+
+def test_answer_videos_equals_one_question_at_a_time(checkpoint):
+    """Three videos, questions of different lengths (so different left padding), one batch: each answer is
+    the greedy answer to that question alone, and the vision tower runs once, on the three videos."""
+    chat = VideoChat.from_pretrained(checkpoint, device="cpu")
+    rng = np.random.default_rng(0)
+    videos = [rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    questions = [
+        ["Is someone running?", "What is the person doing on the beach in this video, in detail?", "Hi"],
+        ["Is the person jumping on a beach? Yes or no."],
+        ["Why?", "Is someone running on a beach?"],
+    ]
+    tower_batches = []
+    hook = chat.model.model.vision_tower.register_forward_hook(lambda m, args, out: tower_batches.append(len(args[0])))
+    try:
+        answers = chat.answer_videos(videos, questions, max_new_tokens=6)
+    finally:
+        hook.remove()
+    assert tower_batches == [3 * 4]  # one pass over the 3 videos' 4 frames each
+    expected = [[_greedy(chat.model, chat.processor, v, q, 6) for q in qs] for v, qs in zip(videos, questions, strict=True)]
+    assert answers == expected
+    assert len({a for row in answers for a in row}) > 2  # the answers depend on the video and the question
+    # answer_batch: pairs that share a video share its encoding, answers in the pairs' order
+    pairs = [(videos[2], "Why?"), (videos[0], "Hi"), (videos[2], "Is someone running on a beach?")]
+    assert chat.answer_batch(*zip(*pairs, strict=True), max_new_tokens=6) == [expected[2][0], expected[0][2], expected[2][1]]
+
+
+def test_video_placeholders_are_never_generated(checkpoint):
+    """A model whose favourite next token is a video placeholder (an untrained one can be) still answers:
+    a generated placeholder would be a video slot without video features."""
+    chat = VideoChat.from_pretrained(checkpoint, device="cpu")
+    processor, model = chat.processor, chat.model
+    frames = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    inputs = processor(processor.build_prompt("Hi"), videos=frames)
+    with torch.no_grad():
+        first = int(model(**inputs).logits[0, -1].argmax())
+        model.lm_head.weight[processor.video_temporal_token_id] = 10 * model.lm_head.weight[first]
+        assert int(model(**inputs).logits[0, -1].argmax()) == processor.video_temporal_token_id
+    answers = chat.answer_videos([frames], [["Hi", "Is someone running?"]], max_new_tokens=3)
+    assert answers == [[_greedy(model, processor, frames, q, 3) for q in ("Hi", "Is someone running?")]]

@@ -10,14 +10,17 @@ import time
 from pathlib import Path
 
 import pytest
-from unscene_fake_models import BatchModel, CrashingModel, KilledAfter, OracleModel
+from unscene_fake_models import BatchModel, CrashingModel, KilledAfter, OracleModel, VideoDecodeError
 from unscene_helpers import ANNOTATIONS, read_jsonl
 
+from mashvlm.cli import main as cli_main
 from mashvlm.files import dumps_line
 from mashvlm.files import read_jsonl as formats_read_jsonl
 from mashvlm.unscene.builder import build_questions
 from mashvlm.unscene.records import parse_annotation
 from mashvlm.unscene.runner import (
+    MashVlmVideoQA,
+    MultiVideoQAModel,
     RunAborted,
     VideoQAModel,
     is_data_error,
@@ -158,6 +161,119 @@ def test_batch_interface(tmp_path: Path, video_root: Path) -> None:
     assert len(model.batches[2][1]) == 5 and not model.calls
     preds = {r["question_id"]: r["prediction"] for r in read_jsonl(tmp_path / "p.jsonl")}
     assert preds["u3/action/ground_truth"] == "No."
+
+
+class PackedModel(OracleModel):
+    """Same answers through ``answer_videos``; a broken video fails its own questions only."""
+
+    def __init__(self, crash: bool = False, **kwargs: object):
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.crash = crash
+        self.packed: list[list[tuple[str, list[str]]]] = []
+
+    def answer_videos(self, requests):
+        self.packed.append([(Path(v).stem, list(qs)) for v, qs in requests])
+        if self.crash:
+            raise RuntimeError("CUDA error: out of memory")
+        return [
+            VideoDecodeError(f"cannot decode {v}") if any(b in v for b in self.broken)
+            else [self.answers.get(q, self.default) for q in qs]
+            for v, qs in requests
+        ]
+
+
+def test_batch_size_packs_whole_videos(tmp_path: Path, video_root: Path) -> None:
+    questions = _questions()  # s1, s2: 3 questions; u1, u2, u3: 5
+    answers = {"Is someone surfing in the video?": "No."}
+    model = PackedModel(answers=answers, broken=["u2"])
+    assert isinstance(model, MultiVideoQAModel)
+    run_model(model, questions, video_root, tmp_path / "p.jsonl", batch_size=8, progress=False)
+    assert [[(v, len(qs)) for v, qs in call] for call in model.packed] == [
+        [("s1", 3), ("s2", 3)], [("u1", 5)], [("u2", 5)], [("u3", 5)]
+    ]
+    records = read_jsonl(tmp_path / "p.jsonl")
+    assert [r["question_id"] for r in records] == [q.question_id for q in questions]
+    preds = {r["question_id"]: r for r in records}
+    assert preds["u3/action/ground_truth"]["prediction"] == "No." and preds["u1/open_ended"]["prediction"] == "Yes."
+    assert {qid.split("/")[0] for qid, r in preds.items() if r.get("error")} == {"u2"}
+    # 4: a video with more questions is split, and nothing is sent past the cap
+    small = PackedModel()
+    run_model(small, questions, video_root, tmp_path / "q.jsonl", batch_size=4, progress=False)
+    assert [[(v, len(qs)) for v, qs in call] for call in small.packed] == [
+        [("s1", 3)], [("s2", 3)], [("u1", 4)], [("u1", 1)], [("u2", 4)], [("u2", 1)], [("u3", 4)], [("u3", 1)]
+    ]
+    # an answer_batch model gets one video per call, in pieces of at most batch_size
+    batch = BatchModel()
+    run_model(batch, questions, video_root, tmp_path / "r.jsonl", batch_size=4, progress=False)
+    assert [(Path(v).stem, len(qs)) for v, qs in batch.batches] == [
+        ("s1", 3), ("s2", 3), ("u1", 4), ("u2", 4), ("u3", 4)
+    ]
+    assert len(batch.calls) == 3  # the single leftover question of each unusual video
+    with pytest.raises(ValueError, match="batch_size"):
+        run_model(batch, questions, video_root, tmp_path / "s.jsonl", batch_size=0, progress=False)
+
+
+def test_broken_packed_model_stops_the_run(tmp_path: Path, video_root: Path) -> None:
+    model = PackedModel(crash=True)
+    with pytest.raises(RunAborted, match="failed on 2 videos in a row.*out of memory"):
+        run_model(model, _questions(), video_root, tmp_path / "p.jsonl", max_consecutive_failures=2, batch_size=8,
+                  progress=False)
+    assert len(read_jsonl(tmp_path / "p.jsonl")) == 6 and len(model.packed) == 1  # s1 + s2, one call
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    from mashvlm.modeling.tiny import tiny_model, tiny_processor_and_config
+
+    texts = [q.question for q in _questions()] + ["Yes.", "No.", "The person is surfing in a pool."]
+    processor, config = tiny_processor_and_config(texts)
+    path = tmp_path_factory.mktemp("mash")
+    tiny_model(config).save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+def test_mashvlm_batched_answers_equal_one_at_a_time(tmp_path: Path, video_root: Path, tiny_checkpoint) -> None:
+    """The MASH-VLM adapter: each video decoded once, questions of several videos in one batch, and the
+    answers those of asking each question alone."""
+    import numpy as np
+
+    from mashvlm.video import write_video
+
+    rng = np.random.default_rng(0)
+    for ann in ANNOTATIONS:  # real videos in place of the placeholders
+        write_video(video_root / ann["video"], rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8), fps=8.0)
+    (video_root / "unusual" / "u2.mp4").write_bytes(b"not a video")
+    questions = _questions()
+    model = MashVlmVideoQA(tiny_checkpoint, device="cpu", max_new_tokens=4)
+    decoded: list[str] = []
+    load_video = model.chat.processor.load_video
+    model.chat.processor.load_video = lambda path, **kw: decoded.append(Path(path).stem) or load_video(path, **kw)
+    run_model(model, questions, video_root, tmp_path / "batched.jsonl", batch_size=8, progress=False)
+    assert decoded == ["s1", "s2", "u1", "u2", "u3"]  # once per video
+    batched = {r["question_id"]: r for r in read_jsonl(tmp_path / "batched.jsonl")}
+    assert batched["u2/open_ended"]["error"].startswith("CorruptVideoError")  # a VideoDecodeError
+    for q in questions:
+        if q.video_id != "u2":
+            alone = model.chat.answer(str(video_root / q.video), q.question, max_new_tokens=4)
+            assert batched[q.question_id]["prediction"] == alone, q.question_id
+    assert len({r["prediction"] for r in batched.values()}) > 2
+    # the command line, another batch size: the same answers
+    questions_file = tmp_path / "questions.jsonl"
+    questions_file.write_text("".join(dumps_line(q.to_record()) for q in questions), encoding="utf-8")
+    run = ["unscene", "run", "--questions", str(questions_file), "--video-root", str(video_root), "--no-progress",
+           "--model", str(tiny_checkpoint), "--device", "cpu", "--max-new-tokens", "4"]
+    assert cli_main([*run, "-o", str(tmp_path / "cli.jsonl"), "--batch-size", "3"]) == 0
+    assert {r["question_id"]: r for r in read_jsonl(tmp_path / "cli.jsonl")} == batched
+
+
+def test_batch_size_option_is_checked(tmp_path: Path, annotations_file: Path, video_root: Path, capsys) -> None:
+    questions = tmp_path / "q.jsonl"
+    assert cli_main(["unscene", "build", "--annotations", str(annotations_file), "-o", str(questions)]) == 0
+    code = cli_main(["unscene", "run", "--questions", str(questions), "--video-root", str(video_root),
+                     "-o", str(tmp_path / "p.jsonl"), "--model-class", "unscene_fake_models:OracleModel",
+                     "--batch-size", "0"])
+    assert code == 2 and "--batch-size must be at least 1" in capsys.readouterr().err
 
 
 def test_is_data_error() -> None:
