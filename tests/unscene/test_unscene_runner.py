@@ -270,10 +270,12 @@ def test_mashvlm_batched_answers_equal_one_at_a_time(tmp_path: Path, video_root:
 def test_batch_size_option_is_checked(tmp_path: Path, annotations_file: Path, video_root: Path, capsys) -> None:
     questions = tmp_path / "q.jsonl"
     assert cli_main(["unscene", "build", "--annotations", str(annotations_file), "-o", str(questions)]) == 0
-    code = cli_main(["unscene", "run", "--questions", str(questions), "--video-root", str(video_root),
-                     "-o", str(tmp_path / "p.jsonl"), "--model-class", "unscene_fake_models:OracleModel",
-                     "--batch-size", "0"])
-    assert code == 2 and "--batch-size must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own usage error
+        cli_main(["unscene", "run", "--questions", str(questions), "--video-root", str(video_root),
+                  "-o", str(tmp_path / "p.jsonl"), "--model-class", "unscene_fake_models:OracleModel",
+                  "--batch-size", "0"])
+    assert exit_info.value.code == 2 and "--batch-size: must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "p.jsonl").exists()
 
 
 def test_is_data_error() -> None:
