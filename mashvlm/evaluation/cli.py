@@ -56,18 +56,18 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _judge_flags(p: argparse.ArgumentParser) -> None:
-    from mashvlm.unscene.cli import _chat_flags
+    from mashvlm.unscene.cli import add_chat_options
 
-    _chat_flags(p, "judge", JUDGE_ENV, "judge (the paper's: gpt-3.5-turbo)")
+    add_chat_options(p, "judge", JUDGE_ENV, "judge (the paper's: gpt-3.5-turbo)")
     p.add_argument("--judge-workers", type=positive_int, default=8, help="judge requests in flight (default 8)")
 
 
 def _judge(args: argparse.Namespace):
-    from mashvlm.unscene.cli import _chat_client
+    from mashvlm.unscene.cli import chat_client_from_args
 
     from .judge import PAPER_JUDGE, EvalJudge
 
-    client, cache = _chat_client(args, "judge", JUDGE_ENV, default_model=PAPER_JUDGE, seed=None)
+    client, cache = chat_client_from_args(args, "judge", JUDGE_ENV, default_model=PAPER_JUDGE, seed=None)
     return EvalJudge(client, cache)
 
 

@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_validate(sub)
 
 
-def _chat_flags(p: argparse.ArgumentParser, prefix: str, env: str, what: str) -> None:
+def add_chat_options(p: argparse.ArgumentParser, prefix: str, env: str, what: str) -> None:
+    """The ``--{prefix}-*`` options of an OpenAI-compatible chat endpoint (shared by every judge command)."""
     p.add_argument(f"--{prefix}-model", help=f"{what} model name (env {env}_MODEL)")
     p.add_argument(
         f"--{prefix}-base-url",
@@ -66,9 +67,10 @@ def _chat_flags(p: argparse.ArgumentParser, prefix: str, env: str, what: str) ->
     p.add_argument(f"--no-{prefix}-cache", action="store_true", help="do not read or write the reply cache")
 
 
-def _chat_client(
+def chat_client_from_args(
     args: argparse.Namespace, prefix: str, env: str, *, default_model: str | None, seed: int | None
 ) -> tuple[Any, Any]:
+    """``(ChatClient, ResponseCache | None)`` from the options :func:`add_chat_options` added."""
     from mashvlm.unscene.chat import ChatClient, ChatSettings, ResponseCache, default_cache_dir
 
     a = vars(args)
@@ -122,7 +124,7 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-open-ended", action="store_true", help="binary questions only")
     p.add_argument("--video-root", type=Path, help="if given, check that every video file exists")
-    _chat_flags(p, "llm", "UNSCENE_LLM", "candidate-generating")
+    add_chat_options(p, "llm", "UNSCENE_LLM", "candidate-generating")
     p.set_defaults(func=cmd_build)
 
 
@@ -155,7 +157,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     elif llm_flags or os.environ.get("UNSCENE_LLM_MODEL") or os.environ.get("UNSCENE_LLM_BASE_URL"):
         # The environment variables switch the LLM source on like their flags (an explicit
         # --cooccurrence on the command line wins over them).
-        client, cache = _chat_client(args, "llm", "UNSCENE_LLM", default_model=None, seed=args.seed)
+        client, cache = chat_client_from_args(args, "llm", "UNSCENE_LLM", default_model=None, seed=args.seed)
         source = LLMCandidates(client, cache, num_candidates=args.num_candidates)
     filled = fill_candidates(annotations, source, progress=True)
     questions = build_questions(filled, seed=args.seed, open_ended=not args.no_open_ended)
@@ -318,7 +320,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--judge-seed", type=int, default=0, help="seed sent to the judge (default 0)")
     p.add_argument("--judge-workers", type=positive_int, default=4, help="concurrent judge requests (default 4)")
     p.add_argument("--synonyms", type=Path, help="offline-lexical: JSON {label: [synonym, ...]}")
-    _chat_flags(p, "judge", "UNSCENE_JUDGE", "judge")
+    add_chat_options(p, "judge", "UNSCENE_JUDGE", "judge")
     p.set_defaults(func=cmd_score)
 
 
@@ -351,7 +353,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         )
     judge: Any = None
     if args.judge == "openai":
-        client, cache = _chat_client(
+        client, cache = chat_client_from_args(
             args, "judge", "UNSCENE_JUDGE", default_model="gpt-3.5-turbo", seed=args.judge_seed
         )
         judge = OpenAIJudge(client, cache)
