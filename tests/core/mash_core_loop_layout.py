@@ -4,7 +4,7 @@ timed against (``benchmarks/layout_and_mask.py``)."""
 
 import torch
 
-from mashvlm.modeling.modeling_mash_vlm import TokenType, _DstRule
+from mashvlm.modeling.modeling_mash_vlm import TokenType
 
 TEXT, TEMPORAL, SPATIAL = int(TokenType.TEXT), int(TokenType.TEMPORAL), int(TokenType.SPATIAL)
 
@@ -73,14 +73,31 @@ def loop_harmonic_position_ids(token_types, attention_mask=None):
     return torch.stack([balanced, distinct])
 
 
+def loop_allowed(q_idx, k_idx, q_type, k_type, q_video, k_video, temporal="causal", spatial="bidirectional",
+                 spatial_attends_temporal=False, temporal_attends_spatial=False):
+    """The pre-issue-15 rule (``_DstRule.allowed``), element-wise over broadcastable tensors."""
+    causal = k_idx <= q_idx
+    same_video = (q_video >= 0) & (q_video == k_video)
+    q_temporal, q_spatial = q_type == TEMPORAL, q_type == SPATIAL
+    k_temporal, k_spatial = k_type == TEMPORAL, k_type == SPATIAL
+    temporal_ok = causal if temporal == "causal" else torch.ones_like(causal)
+    spatial_ok = causal if spatial == "causal" else torch.ones_like(causal)
+    within = (
+        (q_temporal & k_temporal & temporal_ok)
+        | (q_spatial & k_spatial & spatial_ok)
+        | (q_spatial & k_temporal & spatial_attends_temporal)
+        | (q_temporal & k_spatial & temporal_attends_spatial)
+    )
+    return torch.where(same_video, within, causal)
+
+
 def loop_dst_attention_mask(token_types, attention_mask=None, **switches):
     """The pre-issue-15 ``dst_attention_mask`` (loop layout, then the rule broadcast over [B, S, S])."""
-    rule = _DstRule(**switches)
     valid = _valid(token_types, attention_mask)
     _, video = loop_layout(token_types, valid)
     idx = torch.arange(token_types.shape[1])
-    allowed = rule.allowed(
+    allowed = loop_allowed(
         idx[None, :, None], idx[None, None, :], token_types[:, :, None], token_types[:, None, :],
-        video[:, :, None], video[:, None, :],
+        video[:, :, None], video[:, None, :], **switches,
     )
     return (allowed & valid[:, None, :])[:, None] & valid[:, None, :, None]
