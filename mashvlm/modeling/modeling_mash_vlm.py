@@ -324,6 +324,19 @@ class HarmonicRotaryEmbedding(LlamaRotaryEmbedding):
 # --------------------------------------------------------------------------------------------------
 
 
+class KeySpans(NamedTuple):
+    """The keys each query may attend under DST-attention, ``[B, Q]`` each, as key indices: every key
+    ``k < prefix_end`` and every key ``span_start <= k < span_end`` (padding keys are then taken out)."""
+
+    prefix_end: torch.Tensor
+    span_start: torch.Tensor
+    span_end: torch.Tensor
+
+    def allowed(self, k_idx: torch.Tensor) -> torch.Tensor:
+        """May each query attend key ``k_idx``? Element-wise over broadcastable tensors (also a flex mask_mod)."""
+        return (k_idx < self.prefix_end) | ((k_idx >= self.span_start) & (k_idx < self.span_end))
+
+
 @dataclass(frozen=True)
 class _DstRule:
     temporal: str = "causal"
@@ -336,24 +349,53 @@ class _DstRule:
             if getattr(self, name) not in ("causal", "bidirectional"):
                 raise ValueError(f"{name} must be 'causal' or 'bidirectional', got {getattr(self, name)!r}")
 
-    def allowed(self, q_idx, k_idx, q_type, k_type, q_video, k_video) -> torch.Tensor:
-        """May query q attend key k? Element-wise over broadcastable tensors (also a flex mask_mod).
+    def key_spans(self, token_types: torch.Tensor, layout: SequenceLayout, offset: int = 0) -> KeySpans:
+        """The DESIGN §4 table as at most two key intervals per query (indices shifted by ``offset``).
 
-        Written so that only five operations have the full ``[B, Q, K]`` shape; the rest is per query.
+        Everything before a query's video block is earlier text or an earlier video, which the query
+        attends whatever its kind; nothing after its block is ever attended. Inside a block of temporal keys
+        ``[block_start, spatial_start)`` and spatial keys ``[spatial_start, block_end)``:
+
+        - temporal query: causal ``[0, q]`` or bidirectional ``[0, spatial_start)``, plus the spatial keys
+          if ``temporal_attends_spatial``;
+        - spatial query: with ``spatial_attends_temporal`` causal ``[0, q]`` or bidirectional
+          ``[0, block_end)``; without it ``[0, block_start)`` plus its spatial keys ``[spatial_start, q]``
+          or ``[spatial_start, block_end)``;
+        - text query (and padding): ``[0, q]``.
+
+        Padding inside those intervals is removed by the key padding mask.
         """
-        causal = k_idx <= q_idx
-        # Plain ints: compiled flex-attention mis-evaluates comparisons with IntEnum members on CPU.
-        temporal_id, spatial_id = int(TokenType.TEMPORAL), int(TokenType.SPATIAL)
-        q_temporal, q_spatial = q_type == temporal_id, q_type == spatial_id
-        # Inside its own video a visual query attends its own kind causally or always, the other kind or not.
-        own_kind_always = (q_temporal & (self.temporal == "bidirectional")) | (
-            q_spatial & (self.spatial == "bidirectional")
+        valid, block = layout.valid, layout.video_block
+        batch, seq = token_types.shape
+        position = torch.arange(seq, device=token_types.device).expand(batch, seq)
+        temporal = valid & (token_types == int(TokenType.TEMPORAL))
+        spatial = valid & (token_types == int(TokenType.SPATIAL))
+        # Per block (slot `seq` collects text and padding): first index, first spatial index, end.
+        slot = block.masked_fill(block < 0, seq)
+        per_block = position.new_full((batch, seq + 1), seq)
+        first = per_block.scatter_reduce(1, slot, position, "amin")
+        first_spatial = per_block.scatter_reduce(1, slot, position.masked_fill(~spatial, seq), "amin")
+        end = torch.zeros_like(per_block).scatter_reduce(1, slot, position + 1, "amax")
+        block_start, block_end = first.gather(1, slot), end.gather(1, slot)
+        spatial_start = torch.minimum(first_spatial, end).gather(1, slot)  # = block_end if the block has none
+
+        through_q, none = position + 1, torch.zeros_like(position)
+        temporal_prefix = through_q if self.temporal == "causal" else spatial_start
+        temporal_span = (spatial_start, block_end) if self.temporal_attends_spatial else (none, none)
+        spatial_own_end = through_q if self.spatial == "causal" else block_end
+        if self.spatial_attends_temporal:
+            spatial_prefix, spatial_span = spatial_own_end, (none, none)
+        else:
+            spatial_prefix, spatial_span = block_start, (spatial_start, spatial_own_end)
+
+        def by_kind(temporal_value, spatial_value, text_value):
+            return torch.where(temporal, temporal_value, torch.where(spatial, spatial_value, text_value))
+
+        return KeySpans(
+            by_kind(temporal_prefix, spatial_prefix, through_q) + offset,
+            by_kind(temporal_span[0], spatial_span[0], none) + offset,
+            by_kind(temporal_span[1], spatial_span[1], none) + offset,
         )
-        other_kind = (q_temporal & self.temporal_attends_spatial) | (q_spatial & self.spatial_attends_temporal)
-        within = torch.where(q_type == k_type, causal | own_kind_always, other_kind)
-        # Text, other videos and everything across a video's boundary is plain causal (-2: text matches no key).
-        same_video = torch.where(q_video >= 0, q_video, -2) == k_video
-        return torch.where(same_video, within, causal)
 
 
 def dst_attention_mask(
@@ -380,43 +422,33 @@ def dst_attention_mask(
     """
     rule = _DstRule(temporal, spatial, spatial_attends_temporal, temporal_attends_spatial)
     layout = sequence_layout(token_types, attention_mask)
-    allowed = _dense_mask(rule, token_types, layout.video_block, layout.valid, q_offset=0)
-    return (allowed & layout.valid[:, :, None])[:, None]
+    spans = rule.key_spans(token_types, layout)
+    no_keys_for_padding = KeySpans(*(bound.masked_fill(~layout.valid, 0) for bound in spans))
+    return _dense_mask(no_keys_for_padding, layout.valid)[:, None]
 
 
-def _dense_mask(
-    rule: _DstRule, token_types: torch.Tensor, video: torch.Tensor, valid: torch.Tensor, q_offset: int
-) -> torch.Tensor:
-    """``[B, S - q_offset, S]`` rule mask for the queries at positions ``q_offset..S-1``; padding keys off."""
-    seq = token_types.shape[1]
-    k_idx = torch.arange(seq, device=token_types.device)
-    q_idx = k_idx[q_offset:]
-    allowed = rule.allowed(
-        q_idx[None, :, None],
-        k_idx[None, None, :],
-        token_types[:, q_offset:, None],
-        token_types[:, None, :],
-        video[:, q_offset:, None],
-        video[:, None, :],
-    )
-    return allowed & valid[:, None, :]
+def _dense_mask(spans: KeySpans, valid: torch.Tensor) -> torch.Tensor:
+    """``[B, Q, K]`` bool mask of the queries of ``spans`` over keys ``0..K-1``; padding keys (``valid`` ``[B, K]``)
+    off. The intervals of :meth:`KeySpans.allowed`, read as rows of a table ``before[e] = (k < e)``: row
+    copies instead of broadcast comparisons, which are many times slower on CPU."""
+    keys = valid.shape[1]
+    before = torch.ones(keys + 1, keys, dtype=torch.bool, device=valid.device).tril_(diagonal=-1)
+    in_span = before[spans.span_end] & ~before[spans.span_start]
+    return (before[spans.prefix_end] | in_span) & valid[:, None, :]
 
 
-def _block_mask(rule: _DstRule, token_types: torch.Tensor, video: torch.Tensor, valid: torch.Tensor, q_offset: int):
-    """The flex-attention ``BlockMask`` of the rule for queries ``q_offset..S-1``; padding rows and keys off."""
+def _block_mask(spans: KeySpans, valid: torch.Tensor, q_offset: int):
+    """The flex-attention ``BlockMask`` of the queries of ``spans`` (the query at row q sits at key index
+    ``q + q_offset``) over keys ``0..K-1``; padding rows and keys off."""
     from torch.nn.attention.flex_attention import create_block_mask
 
-    batch, seq = token_types.shape
+    batch, keys = valid.shape
 
     def mask_mod(b, h, q, k):
-        q_pos = q + q_offset
-        return (
-            rule.allowed(q_pos, k, token_types[b, q_pos], token_types[b, k], video[b, q_pos], video[b, k])
-            & valid[b, k]
-            & valid[b, q_pos]
-        )
+        row = KeySpans(spans.prefix_end[b, q], spans.span_start[b, q], spans.span_end[b, q])
+        return row.allowed(k) & valid[b, k] & valid[b, q + q_offset]
 
-    return create_block_mask(mask_mod, batch, None, seq - q_offset, seq, device=token_types.device)
+    return create_block_mask(mask_mod, batch, None, spans.prefix_end.shape[1], keys, device=valid.device)
 
 
 def dst_block_mask(
@@ -435,7 +467,8 @@ def dst_block_mask(
     """
     rule = _DstRule(temporal, spatial, spatial_attends_temporal, temporal_attends_spatial)
     layout = sequence_layout(token_types, attention_mask)
-    return _block_mask(rule, token_types, layout.video_block, layout.valid, q_offset)
+    spans = rule.key_spans(token_types, layout)
+    return _block_mask(KeySpans(*(bound[:, q_offset:] for bound in spans)), layout.valid, q_offset)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -564,18 +597,16 @@ class MashVlmModel(MashVlmPreTrainedModel):
         if q_len == 1 and implementation != "flex_attention":
             allowed = valid[:, None, None, :]
         else:
-            if q_len == 1:
-                new_video = token_types.new_full((batch, 1), -1)
+            if q_len == 1:  # its own block at most: the same spans as a text query
+                spans = KeySpans(torch.full_like(token_types, past_length + 1), *(torch.zeros_like(token_types),) * 2)
             else:
                 if layout is None:
                     layout = sequence_layout(token_types, attention_mask[:, past_length:])
-                new_video = layout.video_block
-            key_types = torch.cat([token_types.new_full((batch, past_length), TokenType.TEXT), token_types], dim=1)
-            key_video = torch.cat([new_video.new_full((batch, past_length), -1), new_video], dim=1)
-            rule = _DstRule(**self.config.dst_attention_kwargs)
+                rule = _DstRule(**self.config.dst_attention_kwargs)
+                spans = rule.key_spans(token_types, layout, offset=past_length)
             if implementation == "flex_attention":
-                return _block_mask(rule, key_types, key_video, valid, q_offset=past_length)
-            allowed = _dense_mask(rule, key_types, key_video, valid, q_offset=past_length)[:, None]
+                return _block_mask(spans, valid, q_offset=past_length)
+            allowed = _dense_mask(spans, valid)[:, None]
         if implementation == "sdpa":
             return allowed
         # eager (and any other kernel taking an additive mask)
