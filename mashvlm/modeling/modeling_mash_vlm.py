@@ -438,17 +438,18 @@ def _dense_mask(spans: KeySpans, valid: torch.Tensor) -> torch.Tensor:
 
 
 def _block_mask(spans: KeySpans, valid: torch.Tensor, q_offset: int):
-    """The flex-attention ``BlockMask`` of the queries of ``spans`` (the query at row q sits at key index
-    ``q + q_offset``) over keys ``0..K-1``; padding rows and keys off."""
+    """The flex-attention ``BlockMask`` of queries ``q_offset..K-1`` over keys ``0..K-1``; ``spans`` and ``valid``
+    are ``[B, K]`` (rows before ``q_offset`` unused); padding rows and keys off."""
     from torch.nn.attention.flex_attention import create_block_mask
 
     batch, keys = valid.shape
 
     def mask_mod(b, h, q, k):
-        row = KeySpans(spans.prefix_end[b, q], spans.span_start[b, q], spans.span_end[b, q])
+        # Indexed at q + q_offset in full-length tensors: the compiled CPU kernel fails to build for [B, 1] ones.
+        row = KeySpans(*(bound[b, q + q_offset] for bound in spans))
         return row.allowed(k) & valid[b, k] & valid[b, q + q_offset]
 
-    return create_block_mask(mask_mod, batch, None, spans.prefix_end.shape[1], keys, device=valid.device)
+    return create_block_mask(mask_mod, batch, None, keys - q_offset, keys, device=valid.device)
 
 
 def dst_block_mask(
@@ -468,7 +469,7 @@ def dst_block_mask(
     rule = _DstRule(temporal, spatial, spatial_attends_temporal, temporal_attends_spatial)
     layout = sequence_layout(token_types, attention_mask)
     spans = rule.key_spans(token_types, layout)
-    return _block_mask(KeySpans(*(bound[:, q_offset:] for bound in spans)), layout.valid, q_offset)
+    return _block_mask(spans, layout.valid, q_offset)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -598,13 +599,16 @@ class MashVlmModel(MashVlmPreTrainedModel):
             allowed = valid[:, None, None, :]
         else:
             if q_len == 1:  # its own block at most: the same spans as a text query
-                spans = KeySpans(torch.full_like(token_types, past_length + 1), *(torch.zeros_like(token_types),) * 2)
+                through_q = torch.full_like(token_types, past_length + 1)
+                spans = KeySpans(through_q, torch.zeros_like(through_q), torch.zeros_like(through_q))
             else:
                 if layout is None:
                     layout = sequence_layout(token_types, attention_mask[:, past_length:])
                 rule = _DstRule(**self.config.dst_attention_kwargs)
                 spans = rule.key_spans(token_types, layout, offset=past_length)
             if implementation == "flex_attention":
+                cached_rows = torch.zeros_like(valid[:, :past_length], dtype=torch.long)
+                spans = KeySpans(*(torch.cat([cached_rows, bound], dim=1) for bound in spans))
                 return _block_mask(spans, valid, q_offset=past_length)
             allowed = _dense_mask(spans, valid)[:, None]
         if implementation == "sdpa":
