@@ -2,9 +2,9 @@
 they replaced (issue 15), as ratios measured in the same process.
 
 Sequence: 35 text tokens, one 16-frame video (M = 47 temporal, N = 576 spatial tokens), 65 text tokens: S = 723.
-Batch 8 is left-padded (row b shorter by 8b tokens), as generate() sees it.
+Batch 8 is left-padded (row b shorter by 4b tokens), as generate() sees it.
 
-    python benchmarks/layout_and_mask.py [--min-run-time 1.0]
+    python benchmarks/layout_and_mask.py [--rounds 7]
 """
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ import sys
 from pathlib import Path
 
 import torch
-from torch.utils import benchmark
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "core"))  # the old loop: the slow reference
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests" / "core")]  # timing helper; the old loop, the slow reference
 
 from mash_core_loop_layout import loop_dst_attention_mask, loop_harmonic_position_ids  # noqa: E402
+from timing import interleaved  # noqa: E402
 
 from mashvlm import TokenType, dst_attention_mask, harmonic_position_ids  # noqa: E402
 
 
 def paper_layout(batch: int, text_before: int = 35, text_after: int = 65, frames: int = 16, spatial: int = 576):
-    """``(token_types, attention_mask)`` ``[batch, 723]``; row b left-padded by 8 b tokens of its system prompt."""
+    """``(token_types, attention_mask)`` ``[batch, 723]``; row b left-padded by 4 b tokens of its system prompt."""
     row = (
         [TokenType.TEXT] * text_before
         + [TokenType.TEMPORAL] * (3 * frames - 1)
@@ -35,18 +36,13 @@ def paper_layout(batch: int, text_before: int = 35, text_after: int = 65, frames
     types = torch.tensor([row] * batch)
     mask = torch.ones_like(types)
     for b in range(batch):
-        mask[b, : 8 * b] = 0
+        mask[b, : 4 * b] = 0
     return types, mask
-
-
-def median(fn, min_run_time: float) -> float:
-    fn()
-    return benchmark.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time).median
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--min-run-time", type=float, default=1.0, help="seconds of timing per line")
+    parser.add_argument("--rounds", type=int, default=7, help="alternating timing rounds (minimum taken)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -62,8 +58,11 @@ def main() -> None:
             ("dst_attention_mask", loop_dst_attention_mask, dst_attention_mask),
         ):
             assert torch.equal(old(types, mask), new(types, mask)), name
-            before = median(lambda old=old, types=types, mask=mask: old(types, mask), args.min_run_time)
-            after = median(lambda new=new, types=types, mask=mask: new(types, mask), args.min_run_time)
+            times = interleaved(
+                {"loop": lambda old=old, t=types, m=mask: old(t, m), "vectorised": lambda new=new, t=types, m=mask: new(t, m)},
+                rounds=args.rounds,
+            )
+            before, after = times["loop"], times["vectorised"]
             print(f"| {name:<24} | {batch:>5} | {before * 1e3:8.2f} | {after * 1e3:13.3f} | {before / after:9.1f} |")
 
 
