@@ -3,6 +3,7 @@
 The paper's math lives in small public functions that tests call directly:
 
 - :func:`build_video_tokens`: spatial and temporal tokens from projected CLIP features (§3.1).
+- :func:`sequence_layout`: video blocks and both position streams of a batch (:class:`SequenceLayout`).
 - :func:`harmonic_position_ids`: the balanced and distinct position streams (§3.2, eq. 4-5).
 - :func:`harmonic_rotary_angles`: which stream each rotary frequency uses (§3.2, eq. 6).
 - :func:`dst_attention_mask`: the DST-attention mask and every ablation of Tables 5-6 (§3.3).
