@@ -20,7 +20,9 @@ test: setup
 	$(BIN)/pytest
 
 bench: setup
+	$(BIN)/python benchmarks/layout_and_mask.py
 	$(BIN)/python benchmarks/dst_attention_prefill.py
+	$(BIN)/python benchmarks/decode_speed.py
 	$(BIN)/python benchmarks/shared_prompt_prefix.py
 	$(BIN)/python benchmarks/text_init_scale.py
 	$(BIN)/python benchmarks/unscene_runner.py

@@ -3,6 +3,7 @@
 The paper's math lives in small public functions that tests call directly:
 
 - :func:`build_video_tokens`: spatial and temporal tokens from projected CLIP features (§3.1).
+- :func:`sequence_layout`: video blocks and both position streams of a batch (:class:`SequenceLayout`).
 - :func:`harmonic_position_ids`: the balanced and distinct position streams (§3.2, eq. 4-5).
 - :func:`harmonic_rotary_angles`: which stream each rotary frequency uses (§3.2, eq. 6).
 - :func:`dst_attention_mask`: the DST-attention mask and every ablation of Tables 5-6 (§3.3).
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -33,6 +35,8 @@ __all__ = [
     "TokenType",
     "token_types_from_input_ids",
     "build_video_tokens",
+    "SequenceLayout",
+    "sequence_layout",
     "video_block_index",
     "harmonic_position_ids",
     "shared_prefix_length",
@@ -151,66 +155,86 @@ def _valid_mask(token_types: torch.Tensor, attention_mask: torch.Tensor | None) 
     return attention_mask.bool()
 
 
-def _runs(types: list[int]) -> list[tuple[int, int]]:
-    """Run-length encoding ``[(type, length), ...]``."""
-    runs: list[tuple[int, int]] = []
-    for t in types:
-        if runs and runs[-1][0] == t:
-            runs[-1] = (t, runs[-1][1] + 1)
-        else:
-            runs.append((t, 1))
-    return runs
+class SequenceLayout(NamedTuple):
+    """Where the video blocks are and the two Harmonic-RoPE position streams, each ``[B, S]`` (DESIGN §3, §5).
 
-
-def _layout_row(types: list[int]) -> tuple[list[int], list[int]]:
-    """Balanced positions and video-block indices for the non-padding tokens of one sample.
-
-    A video block is a run of temporal tokens followed by a run of spatial tokens (either may be
-    absent). It occupies L = max(M, N) balanced IDs, right-aligned (DESIGN §5).
+    A video block is a run of temporal tokens followed by a run of spatial tokens (either may be absent);
+    padding is skipped wherever it is.
     """
-    balanced: list[int] = []
-    video: list[int] = []
-    counter, block, i = 0, -1, 0
-    runs = _runs(types)
-    while i < len(runs):
-        kind, length = runs[i]
-        if kind == TokenType.TEXT:
-            balanced.extend(range(counter, counter + length))
-            video.extend([-1] * length)
-            counter += length
-            i += 1
-            continue
-        num_temporal = length if kind == TokenType.TEMPORAL else 0
-        num_spatial = length if kind == TokenType.SPATIAL else 0
-        if kind == TokenType.TEMPORAL and i + 1 < len(runs) and runs[i + 1][0] == TokenType.SPATIAL:
-            num_spatial = runs[i + 1][1]
-            i += 1
-        i += 1
-        span = max(num_temporal, num_spatial)
-        block += 1
-        balanced.extend(range(counter + span - num_temporal, counter + span))
-        balanced.extend(range(counter + span - num_spatial, counter + span))
-        video.extend([block] * (num_temporal + num_spatial))
-        counter += span
-    return balanced, video
+
+    valid: torch.Tensor  # bool, False on padding
+    video_block: torch.Tensor  # 0, 1, ... per sample for the tokens of each video block; -1 for text and padding
+    balanced: torch.Tensor  # balanced position stream; 0 on padding
+    distinct: torch.Tensor  # distinct position stream (0, 1, 2, ... over non-padding tokens); 0 on padding
+
+    @property
+    def position_ids(self) -> torch.Tensor:
+        """``[2, B, S]``: row 0 balanced, row 1 distinct (what the rotary embedding takes)."""
+        return torch.stack([self.balanced, self.distinct])
 
 
-def _layout(token_types: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(balanced, video_index)`` ``[B, S]``; padding gets 0 and -1."""
-    balanced = torch.zeros(token_types.shape, dtype=torch.long)
-    video = torch.full(token_types.shape, -1, dtype=torch.long)
-    types_cpu, valid_cpu = token_types.detach().cpu(), valid.detach().cpu()
-    for b in range(token_types.shape[0]):
-        keep = valid_cpu[b].nonzero().squeeze(1)
-        row_balanced, row_video = _layout_row(types_cpu[b, keep].tolist())
-        balanced[b, keep] = torch.tensor(row_balanced, dtype=torch.long)
-        video[b, keep] = torch.tensor(row_video, dtype=torch.long)
-    return balanced.to(token_types.device), video.to(token_types.device)
+def _previous_valid(values: torch.Tensor, valid: torch.Tensor, before_first: int) -> torch.Tensor:
+    """``values`` at the closest non-padding position strictly before each position (``before_first`` if none)."""
+    batch, seq = valid.shape
+    position = torch.arange(seq, device=valid.device).expand(batch, seq)
+    last_valid = torch.where(valid, position, -1).cummax(dim=1).values
+    previous = torch.cat([last_valid.new_full((batch, 1), -1), last_valid[:, :-1]], dim=1)
+    return values.gather(1, previous.clamp(min=0)).masked_fill(previous < 0, before_first)
+
+
+def _exclusive_cumsum(x: torch.Tensor) -> torch.Tensor:
+    """``[B, K] -> [B, K + 1]``: entry k is the sum of the first k entries."""
+    return torch.cat([x.new_zeros(x.shape[0], 1), x.cumsum(dim=1)], dim=1)
+
+
+def sequence_layout(token_types: torch.Tensor, attention_mask: torch.Tensor | None = None) -> SequenceLayout:
+    """Video blocks and both position streams of a batch, with tensor operations on its device (no host sync).
+
+    Balanced IDs (DESIGN §5): text tokens take the counter c and advance it by 1; a block of M temporal and N
+    spatial tokens takes L = max(M, N) IDs, right-aligned: temporal i -> c + L - M + i, spatial
+    j -> c + L - N + j, and advances the counter by L. With per-block counts from one scatter, c is the number
+    of text tokens before plus the spans of the blocks before.
+    """
+    valid = _valid_mask(token_types, attention_mask)
+    batch, seq = token_types.shape
+    temporal = valid & (token_types == TokenType.TEMPORAL)
+    spatial = valid & (token_types == TokenType.SPATIAL)
+    text = valid & ~temporal & ~spatial
+    visual = temporal | spatial
+    # A block starts at a visual token after text (or at the start), or at a temporal run after a spatial run.
+    previous = _previous_valid(token_types, valid, int(TokenType.TEXT))
+    starts = visual & ((previous == TokenType.TEXT) | (temporal & (previous == TokenType.SPATIAL)))
+    blocks_so_far = starts.long().cumsum(dim=1)
+    video_block = torch.where(visual, blocks_so_far - 1, -1)
+
+    # Per block (slot `seq` collects text and padding): M, N and their running totals.
+    slot = torch.where(visual, video_block, seq)
+    counts = torch.zeros(2, batch, seq + 1, dtype=torch.long, device=token_types.device)
+    counts[0].scatter_add_(1, slot, temporal.long())
+    counts[1].scatter_add_(1, slot, spatial.long())
+    num_temporal, num_spatial = counts[0, :, :seq], counts[1, :, :seq]
+    span_before = _exclusive_cumsum(torch.maximum(num_temporal, num_spatial))  # [B, seq + 1]
+
+    text_before = text.long().cumsum(dim=1) - text.long()
+    # Text follows blocks_so_far complete blocks; a visual token follows the blocks before its own.
+    blocks_before = torch.where(visual, video_block, blocks_so_far)
+    counter = text_before + span_before.gather(1, blocks_before)
+
+    block = video_block.clamp(min=0)
+    span = span_before.gather(1, block + 1) - span_before.gather(1, block)
+    own_count = torch.where(temporal, num_temporal.gather(1, block), num_spatial.gather(1, block))
+    own_before = torch.where(
+        temporal, _exclusive_cumsum(num_temporal).gather(1, block), _exclusive_cumsum(num_spatial).gather(1, block)
+    )
+    rank = torch.where(temporal, temporal.long().cumsum(dim=1), spatial.long().cumsum(dim=1)) - 1 - own_before
+    balanced = torch.where(visual, counter + span - own_count + rank, counter) * valid
+    distinct = (valid.long().cumsum(dim=1) - 1).clamp(min=0) * valid
+    return SequenceLayout(valid, video_block, balanced, distinct)
 
 
 def video_block_index(token_types: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """``[B, S]`` index (0, 1, ...) of the video block each visual token belongs to; -1 for text and padding."""
-    return _layout(token_types, _valid_mask(token_types, attention_mask))[1]
+    return sequence_layout(token_types, attention_mask).video_block
 
 
 def harmonic_position_ids(token_types: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -224,10 +248,7 @@ def harmonic_position_ids(token_types: torch.Tensor, attention_mask: torch.Tenso
       starting at counter c takes L = max(M, N) IDs, right-aligned: spatial j -> c + L - N + j,
       temporal i -> c + L - M + i; the counter becomes c + L (eq. 5 for N >= M).
     """
-    valid = _valid_mask(token_types, attention_mask)
-    balanced, _ = _layout(token_types, valid)
-    distinct = (valid.long().cumsum(dim=1) - 1).clamp(min=0) * valid
-    return torch.stack([balanced, distinct])
+    return sequence_layout(token_types, attention_mask).position_ids
 
 
 def shared_prefix_length(
@@ -304,6 +325,19 @@ class HarmonicRotaryEmbedding(LlamaRotaryEmbedding):
 # --------------------------------------------------------------------------------------------------
 
 
+class KeySpans(NamedTuple):
+    """The keys each query may attend under DST-attention, ``[B, Q]`` each, as key indices: every key
+    ``k < prefix_end`` and every key ``span_start <= k < span_end`` (padding keys are then taken out)."""
+
+    prefix_end: torch.Tensor
+    span_start: torch.Tensor
+    span_end: torch.Tensor
+
+    def allowed(self, k_idx: torch.Tensor) -> torch.Tensor:
+        """May each query attend key ``k_idx``? Element-wise over broadcastable tensors (also a flex mask_mod)."""
+        return (k_idx < self.prefix_end) | ((k_idx >= self.span_start) & (k_idx < self.span_end))
+
+
 @dataclass(frozen=True)
 class _DstRule:
     temporal: str = "causal"
@@ -316,24 +350,53 @@ class _DstRule:
             if getattr(self, name) not in ("causal", "bidirectional"):
                 raise ValueError(f"{name} must be 'causal' or 'bidirectional', got {getattr(self, name)!r}")
 
-    def allowed(self, q_idx, k_idx, q_type, k_type, q_video, k_video) -> torch.Tensor:
-        """May query q attend key k? Element-wise over broadcastable tensors (also a flex mask_mod)."""
-        causal = k_idx <= q_idx
-        same_video = (q_video >= 0) & (q_video == k_video)
-        # Plain ints: compiled flex-attention mis-evaluates comparisons with IntEnum members on CPU.
-        temporal_id, spatial_id = int(TokenType.TEMPORAL), int(TokenType.SPATIAL)
-        q_temporal, q_spatial = q_type == temporal_id, q_type == spatial_id
-        k_temporal, k_spatial = k_type == temporal_id, k_type == spatial_id
-        temporal_ok = causal if self.temporal == "causal" else torch.ones_like(causal)
-        spatial_ok = causal if self.spatial == "causal" else torch.ones_like(causal)
-        within = (
-            (q_temporal & k_temporal & temporal_ok)
-            | (q_spatial & k_spatial & spatial_ok)
-            | (q_spatial & k_temporal & self.spatial_attends_temporal)
-            | (q_temporal & k_spatial & self.temporal_attends_spatial)
+    def key_spans(self, token_types: torch.Tensor, layout: SequenceLayout, offset: int = 0) -> KeySpans:
+        """The DESIGN §4 table as at most two key intervals per query (indices shifted by ``offset``).
+
+        Everything before a query's video block is earlier text or an earlier video, which the query
+        attends whatever its kind; nothing after its block is ever attended. Inside a block of temporal keys
+        ``[block_start, spatial_start)`` and spatial keys ``[spatial_start, block_end)``:
+
+        - temporal query: causal ``[0, q]`` or bidirectional ``[0, spatial_start)``, plus the spatial keys
+          if ``temporal_attends_spatial``;
+        - spatial query: with ``spatial_attends_temporal`` causal ``[0, q]`` or bidirectional
+          ``[0, block_end)``; without it ``[0, block_start)`` plus its spatial keys ``[spatial_start, q]``
+          or ``[spatial_start, block_end)``;
+        - text query (and padding): ``[0, q]``.
+
+        Padding inside those intervals is removed by the key padding mask.
+        """
+        valid, block = layout.valid, layout.video_block
+        batch, seq = token_types.shape
+        position = torch.arange(seq, device=token_types.device).expand(batch, seq)
+        temporal = valid & (token_types == int(TokenType.TEMPORAL))
+        spatial = valid & (token_types == int(TokenType.SPATIAL))
+        # Per block (slot `seq` collects text and padding): first index, first spatial index, end.
+        slot = block.masked_fill(block < 0, seq)
+        per_block = position.new_full((batch, seq + 1), seq)
+        first = per_block.scatter_reduce(1, slot, position, "amin")
+        first_spatial = per_block.scatter_reduce(1, slot, position.masked_fill(~spatial, seq), "amin")
+        end = torch.zeros_like(per_block).scatter_reduce(1, slot, position + 1, "amax")
+        block_start, block_end = first.gather(1, slot), end.gather(1, slot)
+        spatial_start = torch.minimum(first_spatial, end).gather(1, slot)  # = block_end if the block has none
+
+        through_q, none = position + 1, torch.zeros_like(position)
+        temporal_prefix = through_q if self.temporal == "causal" else spatial_start
+        temporal_span = (spatial_start, block_end) if self.temporal_attends_spatial else (none, none)
+        spatial_own_end = through_q if self.spatial == "causal" else block_end
+        if self.spatial_attends_temporal:
+            spatial_prefix, spatial_span = spatial_own_end, (none, none)
+        else:
+            spatial_prefix, spatial_span = block_start, (spatial_start, spatial_own_end)
+
+        def by_kind(temporal_value, spatial_value, text_value):
+            return torch.where(temporal, temporal_value, torch.where(spatial, spatial_value, text_value))
+
+        return KeySpans(
+            by_kind(temporal_prefix, spatial_prefix, through_q) + offset,
+            by_kind(temporal_span[0], spatial_span[0], none) + offset,
+            by_kind(temporal_span[1], spatial_span[1], none) + offset,
         )
-        # Text, other videos and everything across a video's boundary is plain causal.
-        return torch.where(same_video, within, causal)
 
 
 def dst_attention_mask(
@@ -359,27 +422,35 @@ def dst_attention_mask(
     spatial_attends_temporal=True`` gives exactly the causal mask of a plain LLaVA model.
     """
     rule = _DstRule(temporal, spatial, spatial_attends_temporal, temporal_attends_spatial)
-    valid = _valid_mask(token_types, attention_mask)
-    _, video = _layout(token_types, valid)
-    return _dense_mask(rule, token_types, video, valid, q_offset=0)[:, None] & valid[:, None, :, None]
+    layout = sequence_layout(token_types, attention_mask)
+    spans = rule.key_spans(token_types, layout)
+    no_keys_for_padding = KeySpans(*(bound.masked_fill(~layout.valid, 0) for bound in spans))
+    return _dense_mask(no_keys_for_padding, layout.valid)[:, None]
 
 
-def _dense_mask(
-    rule: _DstRule, token_types: torch.Tensor, video: torch.Tensor, valid: torch.Tensor, q_offset: int
-) -> torch.Tensor:
-    """``[B, S - q_offset, S]`` rule mask for the queries at positions ``q_offset..S-1``; padding keys off."""
-    seq = token_types.shape[1]
-    k_idx = torch.arange(seq, device=token_types.device)
-    q_idx = k_idx[q_offset:]
-    allowed = rule.allowed(
-        q_idx[None, :, None],
-        k_idx[None, None, :],
-        token_types[:, q_offset:, None],
-        token_types[:, None, :],
-        video[:, q_offset:, None],
-        video[:, None, :],
-    )
-    return allowed & valid[:, None, :]
+def _dense_mask(spans: KeySpans, valid: torch.Tensor) -> torch.Tensor:
+    """``[B, Q, K]`` bool mask of the queries of ``spans`` over keys ``0..K-1``; padding keys (``valid`` ``[B, K]``)
+    off. The intervals of :meth:`KeySpans.allowed`, read as rows of a table ``before[e] = (k < e)``: row
+    copies instead of broadcast comparisons, which are many times slower on CPU."""
+    keys = valid.shape[1]
+    before = torch.ones(keys + 1, keys, dtype=torch.bool, device=valid.device).tril_(diagonal=-1)
+    in_span = before[spans.span_end] & ~before[spans.span_start]
+    return (before[spans.prefix_end] | in_span) & valid[:, None, :]
+
+
+def _block_mask(spans: KeySpans, valid: torch.Tensor, q_offset: int):
+    """The flex-attention ``BlockMask`` of queries ``q_offset..K-1`` over keys ``0..K-1``; ``spans`` and ``valid``
+    are ``[B, K]`` (rows before ``q_offset`` unused); padding rows and keys off."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    batch, keys = valid.shape
+
+    def mask_mod(b, h, q, k):
+        # Indexed at q + q_offset in full-length tensors: the compiled CPU kernel fails to build for [B, 1] ones.
+        row = KeySpans(*(bound[b, q + q_offset] for bound in spans))
+        return row.allowed(k) & valid[b, k] & valid[b, q + q_offset]
+
+    return create_block_mask(mask_mod, batch, None, keys - q_offset, keys, device=valid.device)
 
 
 def dst_block_mask(
@@ -396,22 +467,10 @@ def dst_block_mask(
 
     Queries are positions ``q_offset..S-1`` (for decoding with a KV cache), keys ``0..S-1``.
     """
-    from torch.nn.attention.flex_attention import create_block_mask
-
     rule = _DstRule(temporal, spatial, spatial_attends_temporal, temporal_attends_spatial)
-    valid = _valid_mask(token_types, attention_mask)
-    _, video = _layout(token_types, valid)
-    batch, seq = token_types.shape
-
-    def mask_mod(b, h, q, k):
-        q_pos = q + q_offset
-        return (
-            rule.allowed(q_pos, k, token_types[b, q_pos], token_types[b, k], video[b, q_pos], video[b, k])
-            & valid[b, k]
-            & valid[b, q_pos]
-        )
-
-    return create_block_mask(mask_mod, batch, None, seq - q_offset, seq, device=token_types.device)
+    layout = sequence_layout(token_types, attention_mask)
+    spans = rule.key_spans(token_types, layout)
+    return _block_mask(spans, layout.valid, q_offset)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -513,27 +572,46 @@ class MashVlmModel(MashVlmPreTrainedModel):
 
     # -- attention mask for the configured backend --------------------------------------------------
     def _llm_attention_mask(
-        self, token_types: torch.Tensor, attention_mask: torch.Tensor | None, past_length: int, dtype: torch.dtype
+        self,
+        token_types: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        past_length: int,
+        dtype: torch.dtype,
+        layout: SequenceLayout | None = None,
     ):
+        """The DST mask of the new tokens' queries over all keys, built once per forward for every layer.
+
+        Cached keys are all earlier than every query, so the rule treats them like text, and only the new
+        tokens' layout is needed (``layout``, if the caller has it already). A single new token (a decoding
+        step) may attend every non-padding key under every rule: the earlier keys are text or another video
+        to it, and its own block is itself; so its mask is the padding mask and no layout is derived at all.
+        """
         batch, q_len = token_types.shape
-        key_types = torch.cat(
-            [token_types.new_full((batch, past_length), TokenType.TEXT), token_types], dim=1
-        )  # cached keys are all earlier than every query, so the rule treats them like text
         if attention_mask is None:
-            attention_mask = torch.ones_like(key_types)
-        elif attention_mask.shape != key_types.shape:
+            attention_mask = torch.ones(batch, past_length + q_len, dtype=torch.long, device=token_types.device)
+        elif attention_mask.shape != (batch, past_length + q_len):
             raise ValueError(
                 f"attention_mask has shape {tuple(attention_mask.shape)}; with {past_length} cached tokens and "
                 f"{q_len} new ones it must be [batch, {past_length + q_len}] (a 2D mask over the whole sequence)"
             )
-        rule_kwargs = self.config.dst_attention_kwargs
-        implementation = self.config.text_config._attn_implementation or "sdpa"
-        if implementation == "flex_attention":
-            return dst_block_mask(key_types, attention_mask, q_offset=past_length, **rule_kwargs)
         valid = attention_mask.bool()
-        rule = _DstRule(**rule_kwargs)
-        _, video = _layout(key_types, valid)
-        allowed = _dense_mask(rule, key_types, video, valid, q_offset=past_length)[:, None]
+        implementation = self.config.text_config._attn_implementation or "sdpa"
+        if q_len == 1 and implementation != "flex_attention":
+            allowed = valid[:, None, None, :]
+        else:
+            if q_len == 1:  # its own block at most: the same spans as a text query
+                through_q = torch.full_like(token_types, past_length + 1)
+                spans = KeySpans(through_q, torch.zeros_like(through_q), torch.zeros_like(through_q))
+            else:
+                if layout is None:
+                    layout = sequence_layout(token_types, attention_mask[:, past_length:])
+                rule = _DstRule(**self.config.dst_attention_kwargs)
+                spans = rule.key_spans(token_types, layout, offset=past_length)
+            if implementation == "flex_attention":
+                cached_rows = torch.zeros_like(valid[:, :past_length], dtype=torch.long)
+                spans = KeySpans(*(torch.cat([cached_rows, bound], dim=1) for bound in spans))
+                return _block_mask(spans, valid, q_offset=past_length)
+            allowed = _dense_mask(spans, valid)[:, None]
         if implementation == "sdpa":
             return allowed
         # eager (and any other kernel taking an additive mask)
@@ -570,14 +648,16 @@ class MashVlmModel(MashVlmPreTrainedModel):
             raise ValueError("input_ids contain video placeholder tokens but no pixel_values_videos were given")
 
         past_length = cache.get_seq_length() if cache is not None else 0
+        layout = None
         if position_ids is None:
             if past_length:
                 raise ValueError(
                     "continuing from a KV cache needs position_ids: both Harmonic-RoPE streams depend on the "
                     "whole sequence. Use generate(), or pass harmonic_position_ids(types, mask)[..., -new:]"
                 )
-            position_ids = harmonic_position_ids(token_types, attention_mask)
-        llm_mask = self._llm_attention_mask(token_types, attention_mask, past_length, inputs_embeds.dtype)
+            layout = sequence_layout(token_types, attention_mask)
+            position_ids = layout.position_ids
+        llm_mask = self._llm_attention_mask(token_types, attention_mask, past_length, inputs_embeds.dtype, layout)
         return self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=llm_mask,
@@ -723,14 +803,26 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
         loss = nn.functional.cross_entropy(logits.float(), targets[supervised])
         return CausalLMOutputWithPast(loss=loss)
 
-    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, **kwargs):
-        kwargs.pop("position_ids", None)
-        model_inputs = super().prepare_inputs_for_generation(input_ids, attention_mask=attention_mask, **kwargs)
-        # Both streams are recomputed from the whole sequence so far: generated tokens are text and so
-        # continue each stream by +1, with no state kept between steps.
+    def _prepare_position_ids_for_generation(self, inputs_tensor, model_kwargs):
+        """Both Harmonic-RoPE streams, computed once before the first forward of ``generate`` (``[2, B, S]``).
+
+        transformers' generation loop keeps them in its model kwargs, hands the prompt's to the prefill and
+        appends ``last + 1`` per generated token, so a decoding step never looks at the layout again (the
+        way Qwen2-VL keeps its 3D positions). Generated tokens are text, which continues both streams by +1
+        from the prompt's last token: with right alignment that is the end of its video block, if any.
+        Padding after a sample's last token (right padding) takes that token's positions here instead of 0,
+        so the streams continue from it; padding is masked out of attention, so no logit changes.
+        """
+        input_ids = model_kwargs.get("input_ids")
+        if input_ids is None or input_ids.shape[1] == 0:
+            input_ids = inputs_tensor
+        if input_ids.dim() != 2 or input_ids.dtype not in (torch.int, torch.long):
+            text_positions = super()._prepare_position_ids_for_generation(inputs_tensor, model_kwargs)
+            return text_positions.expand(inputs_tensor.shape[0], -1)[None].repeat(2, 1, 1)  # no video known
         types = token_types_from_input_ids(
             input_ids, self.config.video_temporal_token_id, self.config.video_spatial_token_id
         )
-        new_tokens = model_inputs["input_ids"].shape[1]
-        model_inputs["position_ids"] = harmonic_position_ids(types, attention_mask)[..., -new_tokens:]
-        return model_inputs
+        layout = sequence_layout(types, model_kwargs.get("attention_mask"))
+        positions = layout.position_ids
+        latest = torch.where(layout.valid, positions, 0).cummax(dim=-1).values  # the highest IDs so far
+        return torch.where(layout.valid, positions, latest)
