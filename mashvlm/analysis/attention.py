@@ -345,7 +345,9 @@ def samples_from_questions(
     """Samples from UNSCENE questions (a file path or :class:`~mashvlm.unscene.Question` list): the
     binary action and scene questions, each with its expected answer (yes/no) teacher-forced; at most
     ``limit`` per category, in file order. Returns the samples and the counts of questions left out."""
-    from ..unscene.formats import ACTION, SCENE, load_questions, resolve_video_path
+    from ..unscene.formats import load_questions
+    from ..unscene.paths import resolve_video_path
+    from ..unscene.records import ACTION, SCENE
 
     if isinstance(questions, (str, os.PathLike)):
         questions = load_questions(questions)

@@ -41,12 +41,12 @@ class EvalModel(Protocol):
 
 
 def mashvlm_prompt_text(processor: Any, prompt: ChatPrompt) -> str:
-    """The Vicuna v1 prompt of a MASH-VLM checkpoint, with ``prompt``'s system and answer prefix."""
-    from mashvlm.modeling.processing_mash_vlm import vicuna_v1_prompt
-
-    system = processor.system_prompt if prompt.system is None else prompt.system
-    eos = processor.tokenizer.eos_token or "</s>"
-    text = vicuna_v1_prompt([(f"{processor.video_token}\n{prompt.user}", None)], system, eos)
+    """The checkpoint's chat-template prompt, with ``prompt``'s system prompt and answer prefix."""
+    messages: list[dict] = []
+    if prompt.system is not None:
+        messages.append({"role": "system", "content": prompt.system})
+    messages.append({"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt.user}]})
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return text + (f" {prompt.answer_prefix}" if prompt.answer_prefix else "")
 
 
