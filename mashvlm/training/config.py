@@ -41,6 +41,14 @@ class TrainConfig:
     max_steps: int = -1
     per_device_train_batch_size: int = 4
     gradient_accumulation_steps: int = 1
+    # The total batch per optimiser step (the paper's 128). When set, the accumulation is derived from it:
+    # global = per-device x accumulation x processes (mashvlm.training.distributed.plan_batch).
+    global_batch_size: int | None = None
+    # Table 9's LLM tuning schemes (mashvlm.training.schemes): "full", "lora" (PEFT; "lora" holds r, alpha,
+    # dropout, target_modules) or "frozen_llm" (projector only). The vision tower follows freeze_vision_tower.
+    tuning: str = "full"
+    lora: dict = field(default_factory=dict)
+    gradient_checkpointing: bool = False
     warmup_ratio: float = 0.03
     lr_scheduler_type: str = "cosine"
     weight_decay: float = 0.0
@@ -62,6 +70,9 @@ class TrainConfig:
             raise ValueError(f"unknown 'mash' option(s) {sorted(unknown)}; choose from {list(MASH_OPTIONS)}")
         if not (self.init == "tiny" or self.init.startswith(("llava:", "mashvlm:"))):
             raise ValueError(f"init must be 'tiny', 'llava:PATH' or 'mashvlm:PATH', got {self.init!r}")
+        from .schemes import check_tuning
+
+        check_tuning(self.tuning, self.lora)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, **overrides) -> TrainConfig:

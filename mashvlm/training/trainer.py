@@ -16,12 +16,23 @@ import torch
 from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
+from ..errors import UsageError
 from ..files import atomic_path, write_json_atomic
 from ..modeling import MashVlmConfig, MashVlmForConditionalGeneration, MashVlmProcessor
 from .config import TrainConfig
 from .data import InstructionRecord, VideoInstructionCollator, VideoInstructionDataset, load_videochat2_json
+from .distributed import (
+    check_engine,
+    engine_name,
+    is_main_process,
+    plan_batch,
+    save_final,
+    world_size_from_env,
+)
+from .schemes import apply_tuning_scheme, merge_lora, trainable_parameters
 
 FINAL_DIR = "final"
+ADAPTER_DIR = "adapter"  # a LoRA run's adapter (PEFT format) and processor, beside the merged ``final``
 # What a text-pre-trained language model (``language_model_weights``) holds: the Llama and its head.
 LANGUAGE_MODEL_PREFIXES = ("model.language_model.", "lm_head.")
 
@@ -121,10 +132,15 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
 
     set_seed(config.seed)
     records = load_videochat2_json(config.train_file, config.video_root)
+    plan = plan_batch(config.per_device_train_batch_size, world_size_from_env(), config.global_batch_size,
+                      config.gradient_accumulation_steps)
     model, processor = build_model_and_processor(config, records)
+    model = apply_tuning_scheme(model, config.tuning, config.lora)
     out.mkdir(parents=True, exist_ok=True)
-    processor.save_pretrained(out / "processor")
-    write_json_atomic(out / "train_config.json", config.to_dict())
+    if is_main_process():  # one writer among the processes
+        with atomic_path(out / "processor", directory=True) as partial:
+            processor.save_pretrained(partial)
+        write_json_atomic(out / "train_config.json", config.to_dict())
 
     dataset = VideoInstructionDataset(records, processor, turns=config.turns)
     pad_id = processor.tokenizer.pad_token_id
@@ -135,7 +151,9 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
         num_train_epochs=config.num_train_epochs,
         max_steps=config.max_steps,
         per_device_train_batch_size=config.per_device_train_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        gradient_accumulation_steps=plan.gradient_accumulation_steps,
+        activation_checkpointing=config.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False},
         warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the total steps (v5)
         lr_scheduler_type=config.lr_scheduler_type,
         weight_decay=config.weight_decay,
@@ -162,17 +180,43 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
     )
     if not progress:
         trainer.remove_callback(PrinterCallback)  # what the Trainer prints in place of its bar
+    check_engine(trainer, plan)
+    if progress and is_main_process():
+        print(f"mashvlm train: {plan.describe()}; tuning {config.tuning}", flush=True)
     last = get_last_checkpoint(str(out)) if resume and out.is_dir() else None
     trainer.train(resume_from_checkpoint=last)
 
     # Write the final model under a temporary name first: an interrupted save never looks finished.
-    with atomic_path(final, directory=True) as partial:
-        trainer.save_model(str(partial))
-        processor.save_pretrained(partial)
+    # LoRA: the adapter (with the trained projector) first, then the plain merged model as ``final``.
+    save_final(trainer, processor, out / ADAPTER_DIR if config.tuning == "lora" else final)
     history = trainer.state.log_history
-    write_json_atomic(out / "train_log.json", {"global_step": trainer.state.global_step, "log_history": history})
+    if not is_main_process():
+        return TrainResult(final, trainer.state.global_step, history, last, reused=False)
+    if config.tuning == "lora":
+        merge_lora_run(out, out / ADAPTER_DIR, final)
+    run = {"world_size": trainer.args.world_size, "engine": engine_name(trainer), **plan.to_dict(),
+           **trainable_parameters(model)}
+    write_json_atomic(out / "train_log.json",
+                      {"global_step": trainer.state.global_step, "run": run, "log_history": history})
     plot_loss(history, out / "loss.png")
     return TrainResult(final, trainer.state.global_step, history, last, reused=False)
+
+
+def merge_lora_run(run_dir: str | os.PathLike, adapter_dir: str | os.PathLike, output: str | os.PathLike) -> Path:
+    """A plain MASH-VLM checkpoint in ``output``: the run's base model (rebuilt from its
+    ``train_config.json``, as the run started) with the LoRA adapter of ``adapter_dir`` merged in."""
+    run_dir, output = Path(run_dir), Path(output)
+    if not (run_dir / "train_config.json").is_file():
+        raise UsageError(f"{run_dir}: not a training run (train_config.json is missing)")
+    config = TrainConfig(**{**json.loads((run_dir / "train_config.json").read_text()), "tuning": "full", "lora": {}})
+    config.output_dir = str(run_dir)  # the run's saved tokenizer (tiny init)
+    set_seed(config.seed)
+    model, processor = build_model_and_processor(config, load_videochat2_json(config.train_file, config.video_root))
+    merged = merge_lora(model, adapter_dir)
+    with atomic_path(output, directory=True) as partial:
+        merged.save_pretrained(partial)
+        processor.save_pretrained(partial)
+    return output
 
 
 def plot_loss(history: list[dict], path: Path) -> None:
