@@ -116,3 +116,14 @@ def check_engine(trainer, plan: BatchPlan) -> None:
         if _flag(variable) and not enabled:
             raise UsageError(f"the launcher asked for {engine} ({variable}) but the Trainer did not set it up "
                              "(FSDP needs GPUs: accelerate falls back to DDP on the CPU)")
+
+
+def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The newest ``checkpoint-N`` whose save finished: the Trainer writes ``trainer_state.json`` last, so a
+    run killed in the middle of a save resumes from the checkpoint before, not from a partial one."""
+    steps = []
+    for path in Path(output_dir).glob("checkpoint-*"):
+        suffix = path.name.removeprefix("checkpoint-")
+        if suffix.isdigit() and (path / "trainer_state.json").is_file():
+            steps.append((int(suffix), path))
+    return str(max(steps)[1]) if steps else None

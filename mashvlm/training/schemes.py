@@ -71,10 +71,15 @@ def apply_tuning_scheme(model: nn.Module, scheme: str, lora: dict | None = None)
         bias="none",
         task_type="CAUSAL_LM",
     )
+    from peft.utils.error import NoMatchingPeftModuleError
+
     frozen_tower = {n for n, p in model.named_parameters() if not p.requires_grad}
-    peft_model = get_peft_model(model, peft_config)
-    if not any("lora_" in name for name, _ in peft_model.named_parameters()):
-        raise UsageError(f"lora target_modules {settings['target_modules']} match no layer of the language model")
+    try:
+        peft_model = get_peft_model(model, peft_config)
+    except NoMatchingPeftModuleError as err:
+        raise UsageError(
+            f"lora target_modules {settings['target_modules']} match no layer of the language model"
+        ) from err
     # get_peft_model freezes everything but adapters and modules_to_save; nothing else to undo, but a tower
     # the config leaves trainable must stay so.
     for name, parameter in peft_model.base_model.model.named_parameters():
@@ -85,8 +90,11 @@ def apply_tuning_scheme(model: nn.Module, scheme: str, lora: dict | None = None)
 
 def trainable_parameters(model: nn.Module) -> dict[str, int]:
     """Counts for the log: trainable and total parameters."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    def count(p) -> int:
+        return getattr(p, "ds_numel", p.numel())  # ZeRO-3 leaves each process an empty placeholder
+
+    total = sum(count(p) for p in model.parameters())
+    trainable = sum(count(p) for p in model.parameters() if p.requires_grad)
     return {"trainable_parameters": trainable, "total_parameters": total}
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from ..errors import UsageError
 from ..files import atomic_path, write_json_atomic
@@ -25,6 +24,7 @@ from .distributed import (
     check_engine,
     engine_name,
     is_main_process,
+    last_complete_checkpoint,
     plan_batch,
     save_final,
     world_size_from_env,
@@ -183,7 +183,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
     check_engine(trainer, plan)
     if progress and is_main_process():
         print(f"mashvlm train: {plan.describe()}; tuning {config.tuning}", flush=True)
-    last = get_last_checkpoint(str(out)) if resume and out.is_dir() else None
+    last = last_complete_checkpoint(out) if resume and out.is_dir() else None
     trainer.train(resume_from_checkpoint=last)
 
     # Write the final model under a temporary name first: an interrupted save never looks finished.
