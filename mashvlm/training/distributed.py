@@ -13,7 +13,10 @@ Distribution itself belongs to the engines (accelerate launch with DeepSpeed ZeR
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -127,3 +130,18 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
         if suffix.isdigit() and (path / "trainer_state.json").is_file():
             steps.append((int(suffix), path))
     return str(max(steps)[1]) if steps else None
+
+
+def die_with_launcher() -> None:
+    """Have Linux kill this worker when its launcher dies. torch's elastic launcher (torchrun, accelerate
+    launch) starts every worker in a session of its own, so a ``kill -9`` of the launcher, or of its whole
+    process group, would leave the workers training on, unseen, into the same output folder as a rerun."""
+    if "LOCAL_RANK" not in os.environ or not sys.platform.startswith("linux"):
+        return  # not launched as a worker, or no prctl
+    launcher = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    if libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) != 0:
+        return
+    if launcher == 1 or os.getppid() != launcher:  # the launcher died before the request took effect
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -22,6 +22,7 @@ from .config import TrainConfig
 from .data import InstructionRecord, VideoInstructionCollator, VideoInstructionDataset, load_videochat2_json
 from .distributed import (
     check_engine,
+    die_with_launcher,
     engine_name,
     is_main_process,
     last_complete_checkpoint,
@@ -130,6 +131,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
         log = json.loads((out / "train_log.json").read_text())
         return TrainResult(final, log["global_step"], log["log_history"], None, reused=True)
 
+    die_with_launcher()
     set_seed(config.seed)
     records = load_videochat2_json(config.train_file, config.video_root)
     plan = plan_batch(config.per_device_train_batch_size, world_size_from_env(), config.global_batch_size,
@@ -195,7 +197,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
     if config.tuning == "lora":
         merge_lora_run(out, out / ADAPTER_DIR, final)
     run = {"world_size": trainer.args.world_size, "engine": engine_name(trainer), **plan.to_dict(),
-           **trainable_parameters(model)}
+           **trainable_parameters(model), "resumed_from": last}
     write_json_atomic(out / "train_log.json",
                       {"global_step": trainer.state.global_step, "run": run, "log_history": history})
     plot_loss(history, out / "loss.png")
