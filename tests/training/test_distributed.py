@@ -242,3 +242,17 @@ def test_the_shipped_launcher_configs_name_what_exists():
                                           text_hidden=64, text_layers=2)
     present = {type(m).__name__ for m in tiny_model(config, seed=0).modules()}
     assert wrap == {"LlamaDecoderLayer", "CLIPEncoderLayer"} and wrap <= present
+
+
+def test_an_fsdp_launch_on_the_cpu_is_refused_not_run_as_ddp(small_world, tiny_model_kwargs, tmp_path):
+    """accelerate builds FSDP for accelerator devices only; on the CPU it would train with DDP, silently."""
+    config = _config_file(small_world, tiny_model_kwargs, tmp_path / "config.json")
+    out = tmp_path / "fsdp"
+    proc = _start(_accelerate("configs/accelerate/fsdp.yaml", config, out), tmp_path / "fsdp.log")
+    try:
+        code = proc.wait(timeout=LAUNCH_TIMEOUT)
+    finally:
+        _kill_group(proc)
+    log = (tmp_path / "fsdp.log").read_text()
+    assert code != 0 and "asked for FSDP" in log, log[-4000:]
+    assert not list(out.glob("checkpoint-*")) and not (out / "final").exists()
