@@ -8,6 +8,9 @@ BIN    := $(VENV)/bin
 $(BIN)/mashvlm: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# DeepSpeed's CPU communication op, compiled once (about 1 min on 2 cores) so the ZeRO-3 tests do not
+	# (cached in ~/.cache/torch_extensions)
+	$(BIN)/python -c "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder; ShareMemCommBuilder().load(verbose=False)"
 	touch $@
 
 setup: $(BIN)/mashvlm

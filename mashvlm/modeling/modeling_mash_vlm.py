@@ -737,7 +737,11 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
     ) -> CausalLMOutputWithPast:
         """As any transformers causal LM. ``share_prompt_prefix=True`` (training, with ``labels``) runs the
         tokens that every row starts with once for the whole batch (:func:`shared_prefix_length`): the
-        same loss and gradients up to float rounding, for less compute; the output then has no logits."""
+        same loss and gradients up to float rounding, for less compute; the output then has no logits.
+        ``num_items_in_batch`` (the Trainer's count of supervised tokens over the whole global batch) turns
+        the loss into a sum over this batch divided by it, so that gradient accumulation and data
+        parallelism weigh every token alike, as one big batch would."""
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         # Gradient checkpointing turns the cache off, so the prefix could not be handed on: run it all then.
         if (share_prompt_prefix and labels is not None and input_ids is not None and cache is None
                 and not self.is_activation_checkpointing):
@@ -750,7 +754,8 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
             prefix = shared_prefix_length(input_ids, token_types, attention_mask, labels)
             if prefix > 0:
                 return self._loss_with_shared_prefix(
-                    input_ids, pixel_values_videos, attention_mask, labels, token_types, prefix, **kwargs
+                    input_ids, pixel_values_videos, attention_mask, labels, token_types, prefix,
+                    num_items_in_batch=num_items_in_batch, **kwargs
                 )
         outputs = self.model(
             input_ids=input_ids,
@@ -768,7 +773,8 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
         logits = self.lm_head(hidden_states[:, keep, :])
         loss = None
         if labels is not None:
-            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size)
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size,
+                                      num_items_in_batch=num_items_in_batch)
         return CausalLMOutputWithPast(
             loss=loss,
             logits=logits,
@@ -778,7 +784,7 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
         )
 
     def _loss_with_shared_prefix(self, input_ids, pixel_values_videos, attention_mask, labels, token_types,
-                                 prefix: int, **kwargs) -> CausalLMOutputWithPast:
+                                 prefix: int, num_items_in_batch=None, **kwargs) -> CausalLMOutputWithPast:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         positions = harmonic_position_ids(token_types, attention_mask)
@@ -800,7 +806,11 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
         targets = labels[:, prefix + 1 :]
         supervised = targets != IGNORE_INDEX
         logits = self.lm_head(tail.last_hidden_state[:, :-1][supervised])
-        loss = nn.functional.cross_entropy(logits.float(), targets[supervised])
+        if num_items_in_batch is None:
+            loss = nn.functional.cross_entropy(logits.float(), targets[supervised])
+        else:  # as transformers' ForCausalLMLoss: a sum over the global batch's supervised tokens
+            loss = nn.functional.cross_entropy(logits.float(), targets[supervised], reduction="sum")
+            loss = loss / torch.as_tensor(num_items_in_batch, device=loss.device)
         return CausalLMOutputWithPast(loss=loss)
 
     def _prepare_position_ids_for_generation(self, inputs_tensor, model_kwargs):

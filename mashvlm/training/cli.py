@@ -24,7 +24,22 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge_lora(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .trainer import ADAPTER_DIR, merge_lora_run
+
+    adapter = Path(args.adapter) if args.adapter else Path(args.run_dir) / ADAPTER_DIR
+    print(f"merged: {merge_lora_run(args.run_dir, adapter, args.output)}")
+    return 0
+
+
 def register(subparsers) -> None:
+    merge = subparsers.add_parser("merge-lora", help="fold a LoRA run's adapter into a plain MASH-VLM checkpoint")
+    merge.add_argument("run_dir", help="the LoRA run's output_dir (its train_config.json names the base model)")
+    merge.add_argument("--adapter", default=None, help="adapter folder (default RUN_DIR/adapter; or a checkpoint-N)")
+    merge.add_argument("--output", required=True, help="folder for the merged checkpoint")
+    merge.set_defaults(func=_merge_lora)
     parser = subparsers.add_parser("train", help="instruction-tune MASH-VLM (VideoChat2-format data)")
     parser.add_argument("--config", required=True, help="JSON training config (see TrainConfig)")
     parser.add_argument("--train-file", default=None, help="VideoChat2 JSON (overrides the config)")

@@ -46,6 +46,14 @@ class TrainConfig:
     max_steps: int = -1
     per_device_train_batch_size: int = 4
     gradient_accumulation_steps: int = 1
+    # The total batch per optimiser step (the paper's 128). When set, the accumulation is derived from it:
+    # global = per-device x accumulation x processes (mashvlm.training.distributed.plan_batch).
+    global_batch_size: int | None = None
+    # Table 9's LLM tuning schemes (mashvlm.training.schemes): "full", "lora" (PEFT; "lora" holds r, alpha,
+    # dropout, target_modules) or "frozen_llm" (projector only). The vision tower follows freeze_vision_tower.
+    tuning: str = "full"
+    lora: dict = field(default_factory=dict)
+    gradient_checkpointing: bool = False
     warmup_ratio: float = 0.03
     lr_scheduler_type: str = "cosine"
     weight_decay: float = 0.0
@@ -76,6 +84,9 @@ class TrainConfig:
             choices = allowed.get(key, (True, False))
             if value not in choices or (key not in allowed and not isinstance(value, bool)):
                 raise UsageError(f"mash option {key} must be one of {list(choices)}, got {value!r}")
+        from .schemes import check_tuning
+
+        check_tuning(self.tuning, self.lora)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, **overrides) -> TrainConfig:

@@ -15,25 +15,37 @@ from pathlib import Path
 
 import torch
 from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
-from ..errors import MashVlmError
+from ..errors import MashVlmError, UsageError
 from ..files import atomic_path, write_json_atomic
 from ..modeling import MashVlmConfig, MashVlmForConditionalGeneration, MashVlmProcessor
 from .config import TrainConfig
 from .data import InstructionRecord, VideoInstructionCollator, VideoInstructionDataset, load_videochat2_json
+from .distributed import (
+    check_engine,
+    die_with_launcher,
+    engine_name,
+    is_main_process,
+    last_complete_checkpoint,
+    plan_batch,
+    save_final,
+    world_size_from_env,
+)
+from .schemes import apply_tuning_scheme, merge_lora, trainable_parameters
 
 FINAL_DIR = "final"
 CONFIG_FILE = "train_config.json"  # the TrainConfig of the training in the folder (a valid config file)
 INPUT_HASHES_FILE = "input_hashes.json"  # sha256 of the input files of CONTENT_FIELDS
 # What a training writes into output_dir, by name: all that --overwrite removes (nothing else is touched).
-OUTPUTS = (FINAL_DIR, "processor", CONFIG_FILE, INPUT_HASHES_FILE, "train_log.json", "loss.png")
 # Config fields that leave the trained weights unchanged: where and how often files are written or logs
 # printed, and how many processes load the data. Every other field counts (share_prompt_prefix and
 # attn_implementation too: they change float rounding, which can change a run; docs/decisions.md).
 NOT_RESULT_FIELDS = ("output_dir", "logging_steps", "save_steps", "save_total_limit", "dataloader_num_workers")
 # Input files compared by content: the same file moved compares equal, an edited one differs.
 CONTENT_FIELDS = ("train_file", "vision_tower_weights", "language_model_weights")
+ADAPTER_DIR = "adapter"  # a LoRA run's adapter (PEFT format) and processor, beside the merged ``final``
+# What a training writes into output_dir, by name: all that --overwrite removes (nothing else is touched).
+OUTPUTS = (FINAL_DIR, ADAPTER_DIR, "processor", CONFIG_FILE, INPUT_HASHES_FILE, "train_log.json", "loss.png")
 # What a text-pre-trained language model (``language_model_weights``) holds: the Llama and its head.
 LANGUAGE_MODEL_PREFIXES = ("model.language_model.", "lm_head.")
 
@@ -195,7 +207,7 @@ def clear_training_folder(out: Path) -> None:
         return
     for path in [out / name for name in OUTPUTS] + sorted(out.glob("checkpoint-*")):
         if path.is_dir():
-            shutil.rmtree(path)
+            shutil.rmtree(path, ignore_errors=True)
         elif path.exists():
             path.unlink()
 
@@ -213,20 +225,27 @@ def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True
     final = out / FINAL_DIR
     hashes = input_hashes(config)
     if overwrite:
-        clear_training_folder(out)
+        if is_main_process():  # one process removes; the others would race it
+            clear_training_folder(out)
     else:
         check_training_folder(config, hashes)
     if (final / "model.safetensors").is_file() and (out / "train_log.json").is_file():
         log = json.loads((out / "train_log.json").read_text())
         return TrainResult(final, log["global_step"], log["log_history"], None, reused=True)
 
+    die_with_launcher()
     set_seed(config.seed)
     records = load_videochat2_json(config.train_file, config.video_root)
+    plan = plan_batch(config.per_device_train_batch_size, world_size_from_env(), config.global_batch_size,
+                      config.gradient_accumulation_steps)
     model, processor = build_model_and_processor(config, records)
+    model = apply_tuning_scheme(model, config.tuning, config.lora)
     out.mkdir(parents=True, exist_ok=True)
-    processor.save_pretrained(out / "processor")
-    write_json_atomic(out / CONFIG_FILE, config.to_dict())
-    write_json_atomic(out / INPUT_HASHES_FILE, hashes)
+    if is_main_process():  # one writer among the processes
+        with atomic_path(out / "processor", directory=True) as partial:
+            processor.save_pretrained(partial)
+        write_json_atomic(out / CONFIG_FILE, config.to_dict())
+        write_json_atomic(out / INPUT_HASHES_FILE, hashes)
 
     dataset = VideoInstructionDataset(records, processor, turns=config.turns)
     pad_id = processor.tokenizer.pad_token_id
@@ -237,7 +256,9 @@ def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True
         num_train_epochs=config.num_train_epochs,
         max_steps=config.max_steps,
         per_device_train_batch_size=config.per_device_train_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        gradient_accumulation_steps=plan.gradient_accumulation_steps,
+        activation_checkpointing=config.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False},
         warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the total steps (v5)
         lr_scheduler_type=config.lr_scheduler_type,
         weight_decay=config.weight_decay,
@@ -264,17 +285,43 @@ def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True
     )
     if not progress:
         trainer.remove_callback(PrinterCallback)  # what the Trainer prints in place of its bar
-    last = get_last_checkpoint(str(out))
+    check_engine(trainer, plan)
+    if progress and is_main_process():
+        print(f"mashvlm train: {plan.describe()}; tuning {config.tuning}", flush=True)
+    last = last_complete_checkpoint(out) if out.is_dir() else None
     trainer.train(resume_from_checkpoint=last)
 
     # Write the final model under a temporary name first: an interrupted save never looks finished.
-    with atomic_path(final, directory=True) as partial:
-        trainer.save_model(str(partial))
-        processor.save_pretrained(partial)
+    # LoRA: the adapter (with the trained projector) first, then the plain merged model as ``final``.
+    save_final(trainer, processor, out / ADAPTER_DIR if config.tuning == "lora" else final)
     history = trainer.state.log_history
-    write_json_atomic(out / "train_log.json", {"global_step": trainer.state.global_step, "log_history": history})
+    if not is_main_process():
+        return TrainResult(final, trainer.state.global_step, history, last, reused=False)
+    if config.tuning == "lora":
+        merge_lora_run(out, out / ADAPTER_DIR, final)
+    run = {"world_size": trainer.args.world_size, "engine": engine_name(trainer), **plan.to_dict(),
+           **trainable_parameters(model), "resumed_from": last}
+    write_json_atomic(out / "train_log.json",
+                      {"global_step": trainer.state.global_step, "run": run, "log_history": history})
     plot_loss(history, out / "loss.png")
     return TrainResult(final, trainer.state.global_step, history, last, reused=False)
+
+
+def merge_lora_run(run_dir: str | os.PathLike, adapter_dir: str | os.PathLike, output: str | os.PathLike) -> Path:
+    """A plain MASH-VLM checkpoint in ``output``: the run's base model (rebuilt from its
+    ``train_config.json``, as the run started) with the LoRA adapter of ``adapter_dir`` merged in."""
+    run_dir, output = Path(run_dir), Path(output)
+    if not (run_dir / "train_config.json").is_file():
+        raise UsageError(f"{run_dir}: not a training run (train_config.json is missing)")
+    config = TrainConfig(**{**json.loads((run_dir / "train_config.json").read_text()), "tuning": "full", "lora": {}})
+    config.output_dir = str(run_dir)  # the run's saved tokenizer (tiny init)
+    set_seed(config.seed)
+    model, processor = build_model_and_processor(config, load_videochat2_json(config.train_file, config.video_root))
+    merged = merge_lora(model, adapter_dir)
+    with atomic_path(output, directory=True) as partial:
+        merged.save_pretrained(partial)
+        processor.save_pretrained(partial)
+    return output
 
 
 def plot_loss(history: list[dict], path: Path) -> None:
