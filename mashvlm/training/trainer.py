@@ -36,7 +36,6 @@ from .schemes import apply_tuning_scheme, merge_lora, trainable_parameters
 FINAL_DIR = "final"
 CONFIG_FILE = "train_config.json"  # the TrainConfig of the training in the folder (a valid config file)
 INPUT_HASHES_FILE = "input_hashes.json"  # sha256 of the input files of CONTENT_FIELDS
-# What a training writes into output_dir, by name: all that --overwrite removes (nothing else is touched).
 # Config fields that leave the trained weights unchanged: where and how often files are written or logs
 # printed, and how many processes load the data. Every other field counts (share_prompt_prefix and
 # attn_implementation too: they change float rounding, which can change a run; docs/decisions.md).
