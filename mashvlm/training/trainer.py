@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
+from transformers import PrinterCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..errors import MashVlmError
@@ -22,6 +22,7 @@ from ..files import atomic_path, write_json_atomic
 from ..modeling import MashVlmConfig, MashVlmForConditionalGeneration, MashVlmProcessor
 from .config import TrainConfig
 from .data import InstructionRecord, VideoInstructionCollator, VideoInstructionDataset, load_videochat2_json
+from .skips import SkipCountingTrainer
 
 FINAL_DIR = "final"
 CONFIG_FILE = "train_config.json"  # the TrainConfig of the training in the folder (a valid config file)
@@ -33,7 +34,7 @@ OUTPUTS = (FINAL_DIR, "processor", CONFIG_FILE, INPUT_HASHES_FILE, "train_log.js
 # attn_implementation too: they change float rounding, which can change a run; docs/decisions.md).
 NOT_RESULT_FIELDS = ("output_dir", "logging_steps", "save_steps", "save_total_limit", "dataloader_num_workers")
 # Input files compared by content: the same file moved compares equal, an edited one differs.
-CONTENT_FIELDS = ("train_file", "vision_tower_weights", "language_model_weights")
+CONTENT_FIELDS = ("train_file", "mixture", "vision_tower_weights", "language_model_weights")
 # What a text-pre-trained language model (``language_model_weights``) holds: the Llama and its head.
 LANGUAGE_MODEL_PREFIXES = ("model.language_model.", "lm_head.")
 
@@ -53,6 +54,7 @@ class TrainResult:
     log_history: list[dict]
     resumed_from: str | None
     reused: bool  # the finished model was already there; nothing was trained
+    skipped: dict | None = None  # samples skipped per dataset (video failed to decode)
 
 
 def build_model_and_processor(
@@ -142,7 +144,12 @@ def input_hashes(config: TrainConfig) -> dict[str, str]:
         if path:
             if not Path(path).is_file():
                 raise TrainingInputMissing(f"{name}: no such file {path}")
-            hashes[name] = file_sha256(path)
+            if name == "mixture":
+                from .mixture import mixture_sha256
+
+                hashes[name] = mixture_sha256(path)  # the mixture file and every annotation file it names
+            else:
+                hashes[name] = file_sha256(path)
     return hashes
 
 
@@ -218,17 +225,29 @@ def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True
         check_training_folder(config, hashes)
     if (final / "model.safetensors").is_file() and (out / "train_log.json").is_file():
         log = json.loads((out / "train_log.json").read_text())
-        return TrainResult(final, log["global_step"], log["log_history"], None, reused=True)
+        return TrainResult(final, log["global_step"], log["log_history"], None, reused=True,
+                           skipped=log.get("skipped"))
 
     set_seed(config.seed)
-    records = load_videochat2_json(config.train_file, config.video_root)
+    mixture_counts = None
+    if config.mixture:
+        from .mixture import load_mixture
+
+        loaded = load_mixture(config.mixture)
+        records, mixture_counts = loaded.records, loaded.counts
+        if progress:
+            print(f"training data ({config.mixture}, records):\n{loaded.table()}")
+    else:
+        records = load_videochat2_json(config.train_file, config.video_root, source=Path(config.train_file).stem)
     model, processor = build_model_and_processor(config, records)
     out.mkdir(parents=True, exist_ok=True)
     processor.save_pretrained(out / "processor")
     write_json_atomic(out / CONFIG_FILE, config.to_dict())
     write_json_atomic(out / INPUT_HASHES_FILE, hashes)
 
-    dataset = VideoInstructionDataset(records, processor, turns=config.turns)
+    # A broken video is skipped and counted, never fatal (mashvlm.training.skips); a mixture is too big to cache.
+    dataset = VideoInstructionDataset(records, processor, turns=config.turns, cache_videos=not config.mixture,
+                                      skip_undecodable=True)
     pad_id = processor.tokenizer.pad_token_id
     pad_id = pad_id if pad_id is not None else processor.tokenizer.eos_token_id
     args = TrainingArguments(
@@ -256,25 +275,33 @@ def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True
         use_cpu=not torch.cuda.is_available(),
         disable_tqdm=not progress,
     )
-    trainer = Trainer(
+    trainer = SkipCountingTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
-        data_collator=VideoInstructionCollator(pad_token_id=pad_id, share_prompt_prefix=config.share_prompt_prefix),
+        data_collator=VideoInstructionCollator(pad_token_id=pad_id, share_prompt_prefix=config.share_prompt_prefix,
+                                               dataset=dataset),
     )
     if not progress:
         trainer.remove_callback(PrinterCallback)  # what the Trainer prints in place of its bar
     last = get_last_checkpoint(str(out))
+    trainer.resume_skip_log(last)
     trainer.train(resume_from_checkpoint=last)
+    skips = trainer.gathered_skip_log()
 
     # Write the final model under a temporary name first: an interrupted save never looks finished.
     with atomic_path(final, directory=True) as partial:
         trainer.save_model(str(partial))
         processor.save_pretrained(partial)
     history = trainer.state.log_history
-    write_json_atomic(out / "train_log.json", {"global_step": trainer.state.global_step, "log_history": history})
+    log = {"global_step": trainer.state.global_step, "log_history": history, **skips.report()}
+    if mixture_counts is not None:
+        log["mixture"] = mixture_counts
+    write_json_atomic(out / "train_log.json", log)
     plot_loss(history, out / "loss.png")
-    return TrainResult(final, trainer.state.global_step, history, last, reused=False)
+    if progress or skips.total:
+        print(skips.summary())
+    return TrainResult(final, trainer.state.global_step, history, last, reused=False, skipped=dict(skips.counts))
 
 
 def plot_loss(history: list[dict], path: Path) -> None:
