@@ -210,3 +210,32 @@ def test_training_skips_and_counts_a_broken_video(tmp_path, layouts, tiny_model_
     assert log["skipped"] == {name: 2}
     assert [v["video"].endswith("bad.mp4") and v["skips"] == 2 for v in log["skipped_videos"]] == [True]
     assert log["mixture"][name] == {"available": 2, "taken": 2}
+
+
+def test_skip_counts_survive_a_kill_and_resume(tmp_path, layouts, tiny_model_kwargs, monkeypatch):
+    import transformers
+
+    from mashvlm.training.config import TrainConfig
+    from mashvlm.training.trainer import train
+
+    root, entries = layouts
+    mixture = write_mixture(root, [entries[0], entries[4], add_broken_dataset(root, "brokenk")], "kill.json")
+    config = TrainConfig(mixture=str(mixture), output_dir=str(tmp_path / "out"), tiny=tiny_model_kwargs,
+                         per_device_train_batch_size=4, num_train_epochs=1.0, save_steps=1, seed=0)
+    real_step = transformers.Trainer.training_step
+
+    def killed_at_step_3(self, *args, **kwargs):
+        if self.state.global_step == 2:
+            raise KeyboardInterrupt
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.Trainer, "training_step", killed_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    saved = json.loads((tmp_path / "out" / "checkpoint-2" / "skipped_samples-0.json").read_text())
+    monkeypatch.setattr(transformers.Trainer, "training_step", real_step)
+    resumed = train(config, progress=False)
+    assert resumed.resumed_from.endswith("checkpoint-2") and resumed.global_step == 3
+    # Steps 1-2 are not run again; their skips come from the checkpoint, step 3's are counted anew.
+    assert saved["counts"]["brokenk"] >= 1  # (this seed puts a broken sample before the kill)
+    assert resumed.skipped == {"brokenk": 2}
