@@ -68,8 +68,8 @@ _JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")
 def json_list_with_lines(path: str | os.PathLike, text: str) -> list[tuple[int, object]]:
     """The items of the top-level JSON list ``text``, each with the (1-based) line it starts on.
 
-    Parsed item by item with the C decoder (``raw_decode``), so positions cost one newline count per item.
-    A file that is not a JSON list raises :class:`DataFormatError` (with the decoder's line).
+    Parsed item by item with the C decoder (``raw_decode``), a few times slower than ``json.loads``: only
+    used to place errors. A file that is not a JSON list raises :class:`DataFormatError` (with the line).
     """
     decoder = json.JSONDecoder()
     out: list[tuple[int, object]] = []
@@ -103,7 +103,7 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def parse_record(path: Path, line: int, index: int, record: object, root: Path, *, source: str = "",
+def parse_record(path: Path, line: int | None, index: int, record: object, root: Path, *, source: str = "",
                  fps: float | None = None) -> InstructionRecord:
     """One VideoChat2 record, validated; raises :class:`DataFormatError` naming the field."""
 
@@ -165,12 +165,24 @@ def parse_videochat2(
     except UnicodeDecodeError as err:
         raise DataFormatError(path, None, f"not UTF-8 text ({err})") from None
     root = Path(video_root) if video_root is not None else path.parent
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataFormatError(path, err.lineno, f"not valid JSON ({err.msg}, column {err.colno})") from None
+    if not isinstance(items, list):
+        raise DataFormatError(path, None, f"expected a JSON list of {{'video', 'QA'}} records, got {type(items).__name__}")
     records, errors = [], []
-    for index, (line, item) in enumerate(json_list_with_lines(path, text)):
+    lines: list[int] | None = None  # where each record starts: found only when one is invalid (rare)
+    for index, item in enumerate(items):
         try:
-            records.append(parse_record(path, line, index, item, root, source=source, fps=fps))
-        except DataFormatError as err:
-            errors.append(err)
+            records.append(parse_record(path, None, index, item, root, source=source, fps=fps))
+        except DataFormatError:
+            if lines is None:
+                lines = [line for line, _ in json_list_with_lines(path, text)]
+            try:
+                parse_record(path, lines[index], index, item, root, source=source, fps=fps)
+            except DataFormatError as err:
+                errors.append(err)
     return records, errors
 
 
