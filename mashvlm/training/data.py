@@ -118,7 +118,7 @@ def parse_record(path: Path, line: int | None, index: int, record: object, root:
                     "leave image datasets out of the mixture", "image")
     if not isinstance(video, str) or not video:
         raise error("field 'video' must be a non-empty string", "video")
-    if os.path.isabs(video) or ".." in Path(video).parts:
+    if os.path.isabs(video) or ".." in video.split("/"):  # (os.path, not pathlib: 430k records)
         raise error(f"field 'video' ({video!r}) must be a path inside the video root", "video")
     clip = {}
     for key in ("start", "end"):
@@ -144,7 +144,7 @@ def parse_record(path: Path, line: int | None, index: int, record: object, root:
         if not question:
             raise error(f"QA[{j}]: 'i' and 'q' are both empty (nothing is asked)", f"QA[{j}].q")
         turns.append((question, item["a"].strip()))
-    return InstructionRecord(str(root / video), tuple(turns), clip["start"], clip["end"], source, fps)
+    return InstructionRecord(os.path.join(root, video), tuple(turns), clip["start"], clip["end"], source, fps)
 
 
 def parse_videochat2(
