@@ -12,6 +12,7 @@ _COMMAND_MODULES = (
     "mashvlm.unscene.cli",
     "mashvlm.synth.cli",
     "mashvlm.training.cli",
+    "mashvlm.training.data_cli",
     "mashvlm.study.cli",
     "mashvlm.analysis.cli",
     "mashvlm.evaluation.cli",

@@ -235,7 +235,7 @@ def test_train_files_and_folders(train_setup, tmp_path, a_file, capsys):
 
 def test_train_bad_training_data(train_setup, capsys):
     (train_setup.parent / "train.json").write_text("{not json")
-    fails_cleanly(["train", "--config", train_setup], capsys, "train.json: not valid JSON")
+    fails_cleanly(["train", "--config", train_setup], capsys, "train.json:1: not valid JSON")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ class TrainConfig:
     warm-up 0.03, AdamW without weight decay, frozen vision tower); the paper's total batch is 128
     (``per_device_train_batch_size x gradient_accumulation_steps x devices``)."""
 
-    train_file: str
+    train_file: str | None = None  # one VideoChat2 JSON file, or:
     video_root: str | None = None  # default: the train file's folder
     output_dir: str = "runs/train"
     # Model: "tiny" (random, tokenizer trained on the data), "llava:PATH" or "mashvlm:PATH".
@@ -68,9 +68,13 @@ class TrainConfig:
     # Run the system prompt that every sequence starts with once per batch (same loss, less compute;
     # MashVlmForConditionalGeneration.forward(share_prompt_prefix=...)).
     share_prompt_prefix: bool = True
+    # A mixture file of datasets (mashvlm/training/mixture.py; docs/training_data.md), in place of train_file.
+    mixture: str | None = None
 
     def __post_init__(self):
         check_field_types(self, "training config")
+        if (self.train_file is None) == (self.mixture is None):
+            raise UsageError("set one of train_file (a VideoChat2 JSON file) and mixture (a mixture file)")
         unknown = set(self.mash) - set(MASH_OPTIONS)
         if unknown:
             raise UsageError(f"unknown 'mash' option(s) {sorted(unknown)}; choose from {list(MASH_OPTIONS)}")
@@ -110,12 +114,12 @@ class TrainConfig:
         unknown = sorted(set(overrides) - names)
         if unknown:
             raise UsageError(f"--set: unknown key(s) {unknown}; valid keys: {sorted(names)}")
-        for key in ("train_file", "video_root", "vision_tower_weights", "language_model_weights", "output_dir"):
+        for key in ("train_file", "mixture", "video_root", "vision_tower_weights", "language_model_weights", "output_dir"):
             if isinstance(data.get(key), str) and data[key] and not os.path.isabs(data[key]):
                 data[key] = str(path.parent / data[key])  # paths in the file are relative to it
         data.update(overrides)  # command-line values are relative to the working directory
-        if "train_file" not in data:
-            raise FormatError(path, None, "train_file", "missing; set it in the file or with --train-file")
+        if "train_file" not in data and "mixture" not in data:
+            raise FormatError(path, None, "train_file", "missing; set it (or 'mixture') in the file or with --train-file")
         try:
             return cls(**data)
         except UsageError as err:
@@ -132,7 +136,13 @@ def check_config_inputs(config: TrainConfig) -> None:
     from mashvlm.inference import check_mashvlm_dir
     from mashvlm.modeling.conversion import check_llava_dir, check_safetensors
 
-    if not Path(config.train_file).is_file():
+    if config.mixture is not None:
+        from mashvlm.training.mixture import check_video_root, read_mixture
+
+        mixture = read_mixture(config.mixture)  # a FormatError names the field
+        for source in mixture.datasets:
+            check_video_root(mixture, source)
+    elif not Path(config.train_file).is_file():
         what = "is a folder" if Path(config.train_file).is_dir() else "does not exist"
         raise UsageError(f"train_file {config.train_file} {what}; give the VideoChat2-format JSON file")
     if config.video_root is not None and not Path(config.video_root).is_dir():

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
+from transformers import PrinterCallback, TrainingArguments, set_seed
 
 from ..errors import MashVlmError, UsageError
 from ..files import atomic_path, write_json_atomic
@@ -32,6 +32,7 @@ from .distributed import (
     world_size_from_env,
 )
 from .schemes import apply_tuning_scheme, merge_lora, trainable_parameters
+from .skips import SkipCountingTrainer
 
 FINAL_DIR = "final"
 CONFIG_FILE = "train_config.json"  # the TrainConfig of the training in the folder (a valid config file)
@@ -41,7 +42,7 @@ INPUT_HASHES_FILE = "input_hashes.json"  # sha256 of the input files of CONTENT_
 # attn_implementation too: they change float rounding, which can change a run; docs/decisions.md).
 NOT_RESULT_FIELDS = ("output_dir", "logging_steps", "save_steps", "save_total_limit", "dataloader_num_workers")
 # Input files compared by content: the same file moved compares equal, an edited one differs.
-CONTENT_FIELDS = ("train_file", "vision_tower_weights", "language_model_weights")
+CONTENT_FIELDS = ("train_file", "mixture", "vision_tower_weights", "language_model_weights")
 ADAPTER_DIR = "adapter"  # a LoRA run's adapter (PEFT format) and processor, beside the merged ``final``
 # What a training writes into output_dir, by name: all that --overwrite removes (nothing else is touched).
 OUTPUTS = (FINAL_DIR, ADAPTER_DIR, "processor", CONFIG_FILE, INPUT_HASHES_FILE, "train_log.json", "loss.png")
@@ -64,6 +65,7 @@ class TrainResult:
     log_history: list[dict]
     resumed_from: str | None
     reused: bool  # the finished model was already there; nothing was trained
+    skipped: dict | None = None  # samples skipped per dataset (video failed to decode)
 
 
 def build_model_and_processor(
@@ -153,7 +155,12 @@ def input_hashes(config: TrainConfig) -> dict[str, str]:
         if path:
             if not Path(path).is_file():
                 raise TrainingInputMissing(f"{name}: no such file {path}")
-            hashes[name] = file_sha256(path)
+            if name == "mixture":
+                from .mixture import mixture_sha256
+
+                hashes[name] = mixture_sha256(path)  # the mixture file and every annotation file it names
+            else:
+                hashes[name] = file_sha256(path)
     return hashes
 
 
@@ -211,6 +218,20 @@ def clear_training_folder(out: Path) -> None:
             path.unlink()
 
 
+def load_training_records(config: TrainConfig, *, progress: bool = False):
+    """``(records, mixture)``: the records of ``train_file``, or of the ``mixture`` (then also returned,
+    with what it took from each dataset; its table is printed with ``progress``)."""
+    if not config.mixture:
+        source = Path(config.train_file).stem
+        return load_videochat2_json(config.train_file, config.video_root, source=source), None
+    from .mixture import load_mixture
+
+    mixture = load_mixture(config.mixture)
+    if progress and is_main_process():
+        print(f"training data ({config.mixture}, records):\n{mixture.table()}")
+    return mixture.records, mixture
+
+
 def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True) -> TrainResult:
     """Tune and save ``output_dir/final`` (model + processor).
 
@@ -230,11 +251,12 @@ def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True
         check_training_folder(config, hashes)
     if (final / "model.safetensors").is_file() and (out / "train_log.json").is_file():
         log = json.loads((out / "train_log.json").read_text())
-        return TrainResult(final, log["global_step"], log["log_history"], None, reused=True)
+        return TrainResult(final, log["global_step"], log["log_history"], None, reused=True,
+                           skipped=log.get("skipped"))
 
     die_with_launcher()
     set_seed(config.seed)
-    records = load_videochat2_json(config.train_file, config.video_root)
+    records, mixture = load_training_records(config, progress=progress)
     plan = plan_batch(config.per_device_train_batch_size, world_size_from_env(), config.global_batch_size,
                       config.gradient_accumulation_steps)
     model, processor = build_model_and_processor(config, records)
@@ -246,7 +268,9 @@ def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True
         write_json_atomic(out / CONFIG_FILE, config.to_dict())
         write_json_atomic(out / INPUT_HASHES_FILE, hashes)
 
-    dataset = VideoInstructionDataset(records, processor, turns=config.turns)
+    # A broken video is skipped and counted, never fatal (mashvlm.training.skips); a mixture is too big to cache.
+    dataset = VideoInstructionDataset(records, processor, turns=config.turns, cache_videos=not config.mixture,
+                                      skip_undecodable=True)
     pad_id = processor.tokenizer.pad_token_id
     pad_id = pad_id if pad_id is not None else processor.tokenizer.eos_token_id
     args = TrainingArguments(
@@ -276,11 +300,12 @@ def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True
         use_cpu=not torch.cuda.is_available(),
         disable_tqdm=not progress,
     )
-    trainer = Trainer(
+    trainer = SkipCountingTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
-        data_collator=VideoInstructionCollator(pad_token_id=pad_id, share_prompt_prefix=config.share_prompt_prefix),
+        data_collator=VideoInstructionCollator(pad_token_id=pad_id, share_prompt_prefix=config.share_prompt_prefix,
+                                               dataset=dataset),
     )
     if not progress:
         trainer.remove_callback(PrinterCallback)  # what the Trainer prints in place of its bar
@@ -288,22 +313,29 @@ def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True
     if progress and is_main_process():
         print(f"mashvlm train: {plan.describe()}; tuning {config.tuning}", flush=True)
     last = last_complete_checkpoint(out) if out.is_dir() else None
+    trainer.resume_skip_log(last)
     trainer.train(resume_from_checkpoint=last)
+    skips = trainer.gathered_skip_log()
 
     # Write the final model under a temporary name first: an interrupted save never looks finished.
     # LoRA: the adapter (with the trained projector) first, then the plain merged model as ``final``.
     save_final(trainer, processor, out / ADAPTER_DIR if config.tuning == "lora" else final)
     history = trainer.state.log_history
     if not is_main_process():
-        return TrainResult(final, trainer.state.global_step, history, last, reused=False)
+        return TrainResult(final, trainer.state.global_step, history, last, reused=False,
+                           skipped=dict(skips.counts))
     if config.tuning == "lora":
         merge_lora_run(out, out / ADAPTER_DIR, final)
     run = {"world_size": trainer.args.world_size, "engine": engine_name(trainer), **plan.to_dict(),
            **trainable_parameters(model), "resumed_from": last}
-    write_json_atomic(out / "train_log.json",
-                      {"global_step": trainer.state.global_step, "run": run, "log_history": history})
+    log = {"global_step": trainer.state.global_step, "run": run, "log_history": history, **skips.report()}
+    if mixture is not None:
+        log["mixture"] = mixture.counts
+    write_json_atomic(out / "train_log.json", log)
     plot_loss(history, out / "loss.png")
-    return TrainResult(final, trainer.state.global_step, history, last, reused=False)
+    if progress or skips.total:
+        print(skips.summary())
+    return TrainResult(final, trainer.state.global_step, history, last, reused=False, skipped=dict(skips.counts))
 
 
 def merge_lora_run(run_dir: str | os.PathLike, adapter_dir: str | os.PathLike, output: str | os.PathLike) -> Path:
@@ -315,7 +347,7 @@ def merge_lora_run(run_dir: str | os.PathLike, adapter_dir: str | os.PathLike, o
     config = TrainConfig(**{**json.loads((run_dir / "train_config.json").read_text()), "tuning": "full", "lora": {}})
     config.output_dir = str(run_dir)  # the run's saved tokenizer (tiny init)
     set_seed(config.seed)
-    model, processor = build_model_and_processor(config, load_videochat2_json(config.train_file, config.video_root))
+    model, processor = build_model_and_processor(config, load_training_records(config, progress=False)[0])
     merged = merge_lora(model, adapter_dir)
     with atomic_path(output, directory=True) as partial:
         merged.save_pretrained(partial)
