@@ -6,6 +6,7 @@ DeepSpeed through TrainingArguments) since the Trainer owns devices, precision a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -172,6 +173,11 @@ def config_differences(saved: dict, saved_hashes: dict[str, str] | None, config:
     one is not); folders saved without hashes compare them by path.
     """
     now_fields = config.to_dict()
+    # A field the saved config lacks was added to TrainConfig later: that training ran with its default.
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    defaults |= {f.name: f.default_factory() for f in dataclasses.fields(TrainConfig)
+                 if f.default_factory is not dataclasses.MISSING}
+    saved = {**{k: v for k, v in defaults.items() if k in now_fields}, **saved}
 
     def key(fields: dict, file_hashes: dict[str, str] | None, name: str):
         if name in CONTENT_FIELDS and fields.get(name) and file_hashes is not None:

@@ -194,3 +194,17 @@ def test_a_killed_run_resumes_only_with_its_own_config(small_world, tiny_model_k
     assert saved["learning_rate"] == 0.001
     log = json.loads((out / "train_log.json").read_text())["log_history"]
     assert min(h["step"] for h in log if "loss" in h) == 1  # trained from step 1, not resumed at 2
+
+
+def test_a_field_missing_from_an_older_saved_config_counts_as_its_default(tmp_path):
+    from mashvlm.training.trainer import config_differences
+
+    data = tmp_path / "train.json"
+    data.write_text("[]")
+    config = TrainConfig(train_file=str(data), output_dir=str(tmp_path / "out"))
+    saved = config.to_dict()
+    for newer in ("mixture", "tuning", "lora"):  # fields added to TrainConfig after that folder was trained
+        saved.pop(newer)
+    assert config_differences(saved, None, config, {}) == []
+    changed = TrainConfig(train_file=str(data), output_dir=str(tmp_path / "out"), tuning="frozen_llm")
+    assert config_differences(saved, None, changed, {}) == ["tuning: full (saved) vs frozen_llm (now)"]
