@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from lmms_eval.api.instance import Instance
+from lmms_eval.api.instance import GenerationResult, Instance
 from lmms_eval.api.model import lmms
 from loguru import logger
 from tqdm import tqdm
@@ -275,19 +275,24 @@ class MashVlmLmms(lmms):
         greedy = bool((logits.argmax(dim=-1) == targets).all())
         return float(-log_probs.sum()), greedy
 
-    def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
+    def loglikelihood(self, requests: list[Instance]) -> list[GenerationResult]:
         """Per request ``(negative log-likelihood of the continuation, is_greedy)``.
 
         lmms-eval 0.7.3 picks a multiple-choice answer with ``argmin`` over this first element (its
         built-in models return a loss), so it is the summed negative log-probability of the
         continuation's tokens: the choice the model finds most likely has the smallest value.
+
+        The pair travels inside a ``GenerationResult``: lmms-eval 0.7.3's ``unwrap_generation_output``
+        turns a bare ``(float, bool)`` tuple into its ``str()``, which breaks its multiple-choice scoring,
+        while it passes a ``GenerationResult``'s payload through unchanged.
         """
         results = []
         for request in tqdm(requests, disable=self.rank != 0, desc="mashvlm"):
             context, target, doc_to_visual, doc_id, task, split = request.args
             continuation = target if isinstance(target, str) else str(target(self._doc(task, split, doc_id)))
             frames = self._frames(doc_to_visual, task, split, doc_id)
-            results.append(self._continuation_nll(ChatTurns(context), frames, continuation))
+            pair = self._continuation_nll(ChatTurns(context), frames, continuation)
+            results.append(GenerationResult(text=pair))  # type: ignore[arg-type]
         return results
 
     # -- multi-round --------------------------------------------------------------------------------
