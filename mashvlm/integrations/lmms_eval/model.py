@@ -96,7 +96,7 @@ def _batches(jobs: list[_Job], batch_size: int) -> Iterator[list[_Job]]:
 
 class MashVlmLmms(lmms):
     """lmms-eval model: ``--model mashvlm --model_args pretrained=DIR[,device=cuda:0][,dtype=bfloat16]
-    [,batch_size=N][,mvbench_prompt=videochat2|lmms_eval]``.
+    [,mvbench_prompt=videochat2|lmms_eval] --batch_size N`` (lmms-eval passes its ``--batch_size``).
 
     ``mvbench_prompt=videochat2`` (default) answers lmms-eval's ``mvbench_*`` tasks under the VideoChat2
     protocol the paper reports (prompt rebuilt from the document, ``"Best option:("`` prefilled, 100 new
