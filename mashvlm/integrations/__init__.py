@@ -1,0 +1,1 @@
+"""Adapters that plug MASH-VLM into third-party evaluation frameworks (optional extras)."""
