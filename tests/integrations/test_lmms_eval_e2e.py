@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from mashvlm.modeling.processing_mash_vlm import VICUNA_V1_SYSTEM
+
 pytest.importorskip(
     "lmms_eval", reason="lmms-eval is not installed: pip install -e '.[lmms-eval]' && pip install --no-deps lmms-eval==0.7.3"
 )
@@ -108,7 +110,7 @@ class DirectModel:
 
         chat = VideoChat.from_pretrained(path, device="cpu")
         self.model, self.processor = chat.model, chat.processor
-        self.system = self.processor.system_prompt
+        self.system = VICUNA_V1_SYSTEM
 
     def mvbench_prediction(self, video: Path, question: str, candidates: list[str]) -> str:
         options = "".join(f"\n({string.ascii_uppercase[i]}) {c}" for i, c in enumerate(candidates))

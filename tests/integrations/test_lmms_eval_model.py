@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mashvlm.modeling.processing_mash_vlm import VICUNA_V1_SYSTEM
+
 pytest.importorskip(
     "lmms_eval", reason="lmms-eval is not installed: pip install -e '.[lmms-eval]' && pip install --no-deps lmms-eval==0.7.3"
 )
@@ -74,7 +76,7 @@ def test_multi_round_keeps_the_conversation(lm, tiny_videos):
                        idx=0, metadata={"task": "conv", "doc_id": 0, "repeats": 1})
     [outputs] = lm.generate_until_multi_round([request])
 
-    sys = lm.processor.system_prompt
+    sys = VICUNA_V1_SYSTEM
     first = _greedy(lm, f"{sys} USER: <video>\nIs someone running? ASSISTANT:", video).strip()
     second = _greedy(lm, f"{sys} USER: <video>\nIs someone running? ASSISTANT: {first}</s>USER: Why? ASSISTANT:",
                      video).strip()
@@ -88,7 +90,7 @@ def test_text_only_request_has_no_video(lm):
     request = Instance("generate_until", ("Hello", {"max_new_tokens": 8, "until": []}, lambda d: [], 0, "text", "test"),
                        idx=0, metadata={"task": "text", "doc_id": 0, "repeats": 1})
     [output] = lm.generate_until([request])
-    assert output == _greedy(lm, f"{lm.processor.system_prompt} USER: Hello ASSISTANT:", None)
+    assert output == _greedy(lm, f"{VICUNA_V1_SYSTEM} USER: Hello ASSISTANT:", None)
 
 
 def test_a_missing_video_names_the_file(lm, tmp_path):

@@ -13,6 +13,7 @@ from mashvlm.integrations.lmms_eval.prompts import (
     videochat2_mvbench_answer,
     videochat2_mvbench_prompt,
 )
+from mashvlm.modeling.processing_mash_vlm import VICUNA_V1_SYSTEM
 
 SYSTEM = (
     "Carefully watch the video and pay attention to the cause and sequence of events, the detail and "
@@ -41,7 +42,7 @@ def test_videochat2_mvbench_prompt_names_missing_fields():
 
 def test_plain_and_multi_turn_prompts(tiny_parts):
     processor, _ = tiny_parts
-    sys = processor.system_prompt
+    sys = VICUNA_V1_SYSTEM
     assert prompt_text(processor, ChatTurns("Is it raining?"), with_video=True) == (
         f"{sys} USER: <video>\nIs it raining? ASSISTANT:"
     )

@@ -17,16 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# Quoted from mvbench.ipynb (the same strings as mashvlm.evaluation.mvbench).
-MVBENCH_SYSTEM_PROMPT = (
-    "Carefully watch the video and pay attention to the cause and sequence of events, the detail and "
-    "movement of objects, and the action and pose of persons. Based on your observations, select the "
-    "best option that accurately addresses the question.\n"
-)
-MVBENCH_QUESTION_PROMPT = "\nOnly give the best option."
-MVBENCH_ANSWER_PROMPT = "Best option:("
-MVBENCH_RETURN_PROMPT = "("
-MVBENCH_MAX_NEW_TOKENS = 100
+from mashvlm.evaluation import mvbench
+
+# The protocol's strings live once, in mashvlm.evaluation.mvbench (quoted from mvbench.ipynb).
+MVBENCH_SYSTEM_PROMPT = mvbench.SYSTEM_PROMPT
+MVBENCH_QUESTION_PROMPT = mvbench.QUESTION_PROMPT
+MVBENCH_ANSWER_PROMPT = mvbench.ANSWER_PROMPT
+MVBENCH_MAX_NEW_TOKENS = mvbench.MAX_NEW_TOKENS
 
 # Values of the ``mvbench_prompt`` model argument.
 MVBENCH_PROMPTS = ("videochat2", "lmms_eval")
@@ -44,15 +41,20 @@ class ChatTurns:
 
 
 def prompt_text(processor: Any, turns: ChatTurns, *, with_video: bool) -> str:
-    """The Vicuna v1 prompt of a MASH-VLM processor; the ``<video>`` marker opens the first user turn."""
-    from mashvlm.modeling.processing_mash_vlm import vicuna_v1_prompt
-
+    """The checkpoint's chat-template prompt; the video opens the first user turn."""
+    messages: list[dict] = []
+    if turns.system is not None:
+        messages.append({"role": "system", "content": turns.system})
     questions = [q for q, _ in turns.history] + [turns.question]
-    answers: list[str | None] = [a for _, a in turns.history] + [None]
-    if with_video:
-        questions[0] = f"{processor.video_token}\n{questions[0]}"
-    system = processor.system_prompt if turns.system is None else turns.system
-    text = vicuna_v1_prompt(list(zip(questions, answers, strict=True)), system, processor.tokenizer.eos_token or "</s>")
+    answers = [a for _, a in turns.history]
+    for i, question in enumerate(questions):
+        content: list[dict] = [{"type": "text", "text": question}]
+        if with_video and i == 0:
+            content.insert(0, {"type": "video"})
+        messages.append({"role": "user", "content": content})
+        if i < len(answers):
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": answers[i]}]})
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return text + (f" {turns.answer_prefix}" if turns.answer_prefix else "")
 
 
@@ -63,9 +65,7 @@ def is_mvbench_task(task: str) -> bool:
 
 def mvbench_options_text(question: str, candidates: Sequence[str]) -> str:
     """VideoChat2's ``qa_template`` layout: ``"Question: q\\nOptions:\\n(A) c1\\n(B) c2"``."""
-    lines = [f"Question: {question}", "Options:"]
-    lines += [f"({string.ascii_uppercase[i]}) {c}" for i, c in enumerate(candidates)]
-    return "\n".join(lines)
+    return mvbench.qa_template(question, candidates, answer="")[0]
 
 
 def videochat2_mvbench_prompt(doc: Mapping[str, Any]) -> ChatTurns:
@@ -78,14 +78,13 @@ def videochat2_mvbench_prompt(doc: Mapping[str, Any]) -> ChatTurns:
     candidates = list(doc["candidates"])
     if not 1 <= len(candidates) <= len(string.ascii_uppercase):
         raise ValueError(f"MVBench document has {len(candidates)} candidates")
-    question = MVBENCH_SYSTEM_PROMPT + mvbench_options_text(str(doc["question"]), candidates)
-    return ChatTurns(question + MVBENCH_QUESTION_PROMPT, system=MVBENCH_SYSTEM_PROMPT,
-                     answer_prefix=MVBENCH_ANSWER_PROMPT)
+    prompt = mvbench.build_prompt(mvbench_options_text(str(doc["question"]), candidates))
+    return ChatTurns(prompt.user, system=prompt.system, answer_prefix=prompt.answer_prefix)
 
 
 def videochat2_mvbench_answer(output: str) -> str:
     """``"(" + first line``: the continuation after ``"Best option:("`` made a full ``"(X) text"`` answer."""
-    return MVBENCH_RETURN_PROMPT + output.strip().split("\n")[0]
+    return mvbench.postprocess(output)
 
 
 def truncate_at_stop(text: str, until: Sequence[str]) -> str:
