@@ -23,3 +23,4 @@ bench: setup
 	$(BIN)/python benchmarks/dst_attention_prefill.py
 	$(BIN)/python benchmarks/shared_prompt_prefix.py
 	$(BIN)/python benchmarks/text_init_scale.py
+	$(BIN)/python benchmarks/video_decode.py
