@@ -41,3 +41,4 @@ bench: setup
 	$(BIN)/python benchmarks/shared_prompt_prefix.py
 	$(BIN)/python benchmarks/text_init_scale.py
 	$(BIN)/python benchmarks/unscene_runner.py
+	$(BIN)/python benchmarks/video_decode.py

@@ -24,9 +24,19 @@ _LAZY = {
     "MashVlmProcessor": "mashvlm.modeling.processing_mash_vlm",
     "read_video_frames": "mashvlm.video",
     "VideoDecodeError": "mashvlm.video",
+    "TruncatedVideoError": "mashvlm.video",
+    "ClipRangeError": "mashvlm.video",
+    "MashVlmError": "mashvlm.errors",
+    "SequenceLayout": "mashvlm.modeling.modeling_mash_vlm",
+    "sequence_layout": "mashvlm.modeling.modeling_mash_vlm",
 }
 
 __all__ = [
+    "ClipRangeError",
+    "MashVlmError",
+    "SequenceLayout",
+    "TruncatedVideoError",
+    "sequence_layout",
     "MashVlmConfig",
     "MashVlmForConditionalGeneration",
     "MashVlmModel",
@@ -43,24 +53,27 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .errors import MashVlmError
     from .modeling import MashVlmConfig, MashVlmForConditionalGeneration, MashVlmModel
     from .modeling.modeling_mash_vlm import (
+        SequenceLayout,
         TokenType,
         build_video_tokens,
         dst_attention_mask,
         dst_block_mask,
         harmonic_position_ids,
         harmonic_rotary_angles,
+        sequence_layout,
         video_block_index,
     )
     from .modeling.processing_mash_vlm import MashVlmProcessor
-    from .video import VideoDecodeError, read_video_frames
+    from .video import ClipRangeError, TruncatedVideoError, VideoDecodeError, read_video_frames
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         module = importlib.import_module(_LAZY[name])
-        if _LAZY[name] != "mashvlm.modeling":
+        if _LAZY[name].startswith("mashvlm.modeling") and _LAZY[name] != "mashvlm.modeling":
             importlib.import_module("mashvlm.modeling")  # registers the Auto classes
         return getattr(module, name)
     raise AttributeError(f"module 'mashvlm' has no attribute {name!r}")

@@ -23,6 +23,7 @@ Every failure is a typed error that names the file, so a benchmark runner can re
 from __future__ import annotations
 
 import bisect
+import gc
 import math
 import os
 import re
@@ -224,7 +225,7 @@ def read_video_frames(
     path = Path(path)
     if path.is_dir():
         return _read_frame_folder(path, num_frames, start, end, fps)
-    container = _open(path)
+    container, upright = _open(path), _Upright()
     try:
         timeline = _probe(container, path)
         problem = clip_range_problem(start, end, timeline.first_s, timeline.end_s)
@@ -242,11 +243,12 @@ def read_video_frames(
         wanted = [in_clip[i] for i in segment_middle_indices(len(in_clip), num_frames)]
         frames = None
         if decode == "seek":
-            frames = _decode_by_seeking(container, timeline, path, wanted)
+            frames = _decode_by_seeking(container, timeline, path, wanted, upright)
         if frames is None:
-            frames = _decode_by_order(container, timeline.stream, path, wanted)
+            frames = _decode_by_order(container, timeline.stream, path, wanted, upright)
     finally:
         container.close()
+        upright.release()
     return np.stack(frames)
 
 
@@ -343,19 +345,43 @@ def _declared_end_s(container, stream) -> float | None:
     return None
 
 
-def _to_rgb(frame) -> np.ndarray:
-    """The frame as ``uint8 [H, W, 3]`` RGB, turned upright by its display matrix (phone videos)."""
-    rgb = frame.to_ndarray(format="rgb24")
-    matrix = frame.side_data.get("DISPLAYMATRIX") if len(frame.side_data) else None
-    if matrix is None:
-        return rgb
-    k, mirror = display_transform(np.frombuffer(bytes(matrix), dtype="<i4").tolist())
-    if mirror:
-        rgb = np.fliplr(rgb)
-    return np.ascontiguousarray(np.rot90(rgb, k)) if k or mirror else rgb
+class _Upright:
+    """Turns decoded frames into ``uint8 [H, W, 3]`` RGB, upright by the stream's display matrix (phone videos).
+
+    The matrix is per stream, so it is read once, from the first frame. ``frame.rotation`` reads it in C;
+    the Python side-data view, needed to see mirroring, makes a reference cycle that keeps the frame and
+    its decoder's buffers alive until the garbage collector runs, and if that happens in a forked
+    DataLoader worker the worker hangs. So the view is opened only for rotated videos, and
+    :meth:`release` collects the cycle before the read returns. A mirror-only matrix that reports no
+    rotation (a pure vertical flip) is therefore not seen; no camera writes one.
+    """
+
+    def __init__(self) -> None:
+        self.transform: tuple[int, bool] | None = None
+        self.opened_side_data = False
+
+    def __call__(self, frame) -> np.ndarray:
+        rgb = frame.to_ndarray(format="rgb24")
+        if self.transform is None:
+            self.transform = (0, False)
+            if frame.rotation:
+                self.opened_side_data = True
+                matrix = frame.side_data.get("DISPLAYMATRIX")
+                if matrix is not None:
+                    self.transform = display_transform(np.frombuffer(bytes(matrix), dtype="<i4").tolist())
+        k, mirror = self.transform
+        if mirror:
+            rgb = np.fliplr(rgb)
+        return np.ascontiguousarray(np.rot90(rgb, k)) if k or mirror else rgb
+
+    def release(self) -> None:
+        if self.opened_side_data:
+            gc.collect()
 
 
-def _decode_by_seeking(container, timeline: _Timeline, path: Path, wanted: list[int]) -> list[np.ndarray] | None:
+def _decode_by_seeking(
+    container, timeline: _Timeline, path: Path, wanted: list[int], upright: _Upright
+) -> list[np.ndarray] | None:
     """Decode the frames at presentation orders ``wanted`` (sorted, may repeat), seeking between them.
 
     For each frame: if its keyframe lies ahead of what was decoded, seek there; then decode forward to
@@ -374,6 +400,8 @@ def _decode_by_seeking(container, timeline: _Timeline, path: Path, wanted: list[
             key_at = bisect.bisect_right(timeline.keyframe_pts, target) - 1
             keyframe = timeline.keyframe_pts[key_at] if key_at >= 0 else timeline.pts[0]
             if frames is None or last is None or last >= target or keyframe > last:
+                if frames is not None:
+                    frames.close()
                 container.seek(keyframe, stream=stream, backward=True, any_frame=False)  # also flushes the decoder
                 frames, last = container.decode(stream), None
             for frame in frames:
@@ -381,7 +409,7 @@ def _decode_by_seeking(container, timeline: _Timeline, path: Path, wanted: list[
                     return None
                 last = frame.pts
                 if frame.pts == target:
-                    got[target] = _to_rgb(frame)
+                    got[target] = upright(frame)
                     break
                 if frame.pts > target:
                     return None
@@ -389,10 +417,13 @@ def _decode_by_seeking(container, timeline: _Timeline, path: Path, wanted: list[
                 return None
     except av.FFmpegError as err:
         raise CorruptVideoError(path, f"decoding failed ({err})") from err
+    finally:
+        if frames is not None:
+            frames.close()  # free the decoder now, not at some later garbage collection
     return [got[timeline.pts[i]] for i in wanted]
 
 
-def _decode_by_order(container, stream, path: Path, wanted: list[int]) -> list[np.ndarray]:
+def _decode_by_order(container, stream, path: Path, wanted: list[int], upright: _Upright) -> list[np.ndarray]:
     """Decode from the start and keep the frames whose presentation order is in ``wanted`` (sorted, may repeat)."""
     import av
 
@@ -402,24 +433,23 @@ def _decode_by_order(container, stream, path: Path, wanted: list[int]) -> list[n
         targets[idx] = targets.get(idx, 0) + 1
     out: list[np.ndarray] = []
     last = max(wanted)
+    # Decoders emit frames in presentation order for the codecs we meet; frames without pts keep their place.
+    frames = container.decode(stream)
     try:
-        for order, frame in enumerate(_decoded_in_order(container, stream)):
+        for order, frame in enumerate(frames):
             if order in targets:
-                out.extend([_to_rgb(frame)] * targets[order])
+                out.extend([upright(frame)] * targets[order])
             if order >= last:
                 break
     except av.FFmpegError as err:
         raise CorruptVideoError(path, f"decoding failed ({err})") from err
+    finally:
+        frames.close()  # free the decoder now, not at some later garbage collection
     if len(out) != len(wanted):
         raise CorruptVideoError(
             path, f"decoded only {len(out)} of the {len(wanted)} sampled frames (truncated file?)"
         )
     return out
-
-
-def _decoded_in_order(container, stream) -> Iterable:
-    # Decoders emit frames in presentation order for the codecs we meet; frames without pts are kept in place.
-    yield from container.decode(stream)
 
 
 def _read_frame_folder(
