@@ -148,7 +148,6 @@ def test_describe_bad_max_new_tokens(checkpoint, video, capsys):
     bad_option(["describe", video, "--model", checkpoint, "--max-new-tokens", "0"], capsys, "--max-new-tokens")
 
 
-@pytest.mark.xfail(strict=False, reason="needs video range validation (mashvlm/video.py, another branch)")
 def test_describe_invalid_time_range(checkpoint, video, capsys):
     fails_cleanly(["describe", video, "--model", checkpoint, "--start", "5", "--end", "1"], capsys, "v.mp4")
 

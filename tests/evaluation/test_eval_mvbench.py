@@ -81,14 +81,6 @@ def _reply(prompt):
     return next(v for k, v in ANSWERS.items() if k in prompt.user)
 
 
-def _frame_folders_supported() -> bool:
-    import inspect
-
-    from mashvlm.video import read_video_frames
-
-    return "fps" in inspect.signature(read_video_frames).parameters
-
-
 def test_mini_mvbench_scores_match_hand_worked_values(tmp_path):
     json_dir, video_root = _mini_mvbench(tmp_path)
     model = FakeModel(_reply)
@@ -142,7 +134,6 @@ def test_bounds_restrict_the_sampled_frames(tmp_path):
     assert not (full == clip).all()
 
 
-@pytest.mark.xfail(not _frame_folders_supported(), strict=False, reason="needs the video branch")
 def test_gif_and_frame_folder_tasks(tmp_path):
     json_dir, video_root = _mini_mvbench(tmp_path)
     results = evaluate_mvbench(FakeModel(_reply), json_dir, video_root, tmp_path / "out", tasks="FA,ER",
