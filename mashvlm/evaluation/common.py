@@ -8,7 +8,6 @@ benchmarks count it as wrong, never drop it.
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -53,14 +52,10 @@ class EvalItem:
 
 def load_frames(video: VideoRef, num_frames: int) -> np.ndarray:
     """``uint8 [T, H, W, 3]`` frames at segment middles (``mashvlm.video.read_video_frames``)."""
-    from mashvlm.video import VideoDecodeError, read_video_frames
+    from mashvlm.video import read_video_frames
 
-    kwargs: dict[str, Any] = {"start": video.start, "end": video.end}
-    if os.path.isdir(video.path):
-        if "fps" not in inspect.signature(read_video_frames).parameters:
-            raise VideoDecodeError(video.path, "this mashvlm.video cannot read frame folders yet")
-        kwargs["fps"] = video.fps
-    return read_video_frames(video.path, num_frames, **kwargs)
+    fps = video.fps if os.path.isdir(video.path) else None  # a frame folder's rate (Episodic Reasoning: 3)
+    return read_video_frames(video.path, num_frames, start=video.start, end=video.end, fps=fps)
 
 
 @dataclass
