@@ -63,6 +63,13 @@ def _config(args: argparse.Namespace) -> tuple[str, StudyConfig]:
     return preset, StudyConfig(**fields)
 
 
+def _quiet(args: argparse.Namespace) -> None:
+    if args.no_progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # transformers' own bars (loading and saving weights)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from mashvlm.study.run import run_study
 
@@ -71,10 +78,7 @@ def _demo(args: argparse.Namespace) -> int:
         return _sweep(args, preset, config)
     out = args.out or ("runs/demo" if preset == "default" else f"runs/demo-{preset}")
     check_output_dir(out, "--out")
-    if args.no_progress:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # transformers' own bars (loading and saving weights)
+    _quiet(args)
     start = time.monotonic()
     print(f"MASH-VLM action-scene study ({preset}): {len(config.variants)} variant(s) x {len(config.seeds)} "
           f"seed(s), {config.max_steps} steps each -> {out}", flush=True)
@@ -96,10 +100,7 @@ def _sweep(args: argparse.Namespace, preset: str, config: StudyConfig) -> int:
     rhos = args.sweep_rho or list(DEFAULT_RHOS)
     out = args.out or ("runs/sweep-rho" if preset == "default" else f"runs/sweep-rho-{preset}")
     check_output_dir(out, "--out")
-    if args.no_progress:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
+    _quiet(args)
     start = time.monotonic()
     print(f"MASH-VLM bias sweep ({preset}): rho {rhos} x {len(config.variants)} variant(s) x "
           f"{len(config.seeds)} seed(s), {config.max_steps} steps each -> {out}", flush=True)
