@@ -70,7 +70,8 @@ def paired_cell(d: dict[str, Any]) -> str:
     """``+d ± s  t=..  (df)  p=..`` of a paired difference (``mashvlm.study.stats.paired_difference``)."""
     if d["mean"] is None:
         return "n/a"
-    text = f"{d['mean']:+.1f} ± {d['std']:.1f}"
+    diff = f"{d['mean']:+.1f} ± {d['std']:.1f}"
+    text = f"{diff:>13}"
     if d["t"] is None:
         return text + ("  (one seed)" if d["n"] == 1 else "  (t undefined: equal differences)")
     return text + f"  t = {d['t']:.2f} ({d['df']} df)  p = {d['p']:.3f}"

@@ -355,7 +355,8 @@ def run_study(out_dir: str | os.PathLike, config: StudyConfig, *, progress: bool
         stored = json.loads(saved_config.read_text())
         if stored.get("world_format_version") != wanted["world_format_version"]:
             raise UsageError(
-                f"{out} holds a study of world format {stored.get('world_format_version', 2)} "
+                f"{out} holds a study with another configuration: world format "
+                f"{stored.get('world_format_version', 2)} "
                 f"({saved_config}); this version builds format {wanted['world_format_version']} (with the "
                 "motion control): use another --out or delete the folder"
             )
