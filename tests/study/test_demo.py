@@ -169,8 +169,10 @@ def test_full_grid_prints_the_ablation_tables(tmp_path, capsys):
 @pytest.mark.slow
 def test_rho_sweep_end_to_end_and_resume(tmp_path, capsys):
     out = tmp_path / "sweep"
+    smaller = ('world={"height": 32, "width": 32, "frames": 8, "n_train": 32, "n_test_usual": 4, '
+               '"n_test_unusual": 4, "n_test_scene_only": 4, "n_test_motion": 4}')  # 8 runs: keep them short
     args = ["demo", "--quick", "--sweep-rho", "0.9", "0.5", "--seeds", "0", "1", "--out", str(out), "--no-progress",
-            *TINY]
+            *TINY, "--set", smaller]
     assert main(args) == 0
     printed = capsys.readouterr().out
     for rho in ("rho0.5", "rho0.9"):
