@@ -11,6 +11,8 @@ from mashvlm.commands import check_output_dir, non_negative_int, parse_key_value
 from mashvlm.errors import UsageError
 from mashvlm.study.config import PRESETS, VARIANTS, StudyConfig
 
+SWEEP_SEEDS = (0, 1, 2)
+
 
 def register(subparsers) -> None:
     demo = subparsers.add_parser(
@@ -27,7 +29,11 @@ def register(subparsers) -> None:
     size.add_argument("--quick", action="store_true", help="a small world and short training (~3 min)")
     size.add_argument("--full", action="store_true",
                       help="the ablation grid of Tables 5-7 over 3 seeds (hours on 2 CPU cores)")
-    demo.add_argument("--out", default=None, help="output folder (default: runs/demo[-quick|-full])")
+    demo.add_argument("--out", default=None,
+                      help="output folder (default: runs/demo[-quick|-full]; with --sweep-rho runs/sweep-rho[-quick])")
+    demo.add_argument("--sweep-rho", type=float, nargs="*", default=None, metavar="RHO",
+                      help="the bias sweep: one study per training co-occurrence rho (default 0.5 0.7 0.9 0.97), "
+                      "baseline and MASH-VLM over --seeds (default 0 1 2), one table and one chart")
     demo.add_argument("--seeds", type=non_negative_int, nargs="+", default=None, help="training seeds (default: preset)")
     demo.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=None,
                       help="variants to train (default: baseline mash; --full: the whole grid)")
@@ -48,6 +54,8 @@ def _config(args: argparse.Namespace) -> tuple[str, StudyConfig]:
     fields = {**PRESETS[preset], **settings}
     if args.seeds is not None:
         fields["seeds"] = args.seeds
+    elif args.sweep_rho is not None:
+        fields["seeds"] = list(SWEEP_SEEDS)  # paired statistics per rho need several seeds
     if args.variants is not None:
         fields["variants"] = args.variants
     if args.steps is not None:
@@ -55,16 +63,22 @@ def _config(args: argparse.Namespace) -> tuple[str, StudyConfig]:
     return preset, StudyConfig(**fields)
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from mashvlm.study.run import run_study
-
-    preset, config = _config(args)
-    out = args.out or ("runs/demo" if preset == "default" else f"runs/demo-{preset}")
-    check_output_dir(out, "--out")
+def _quiet(args: argparse.Namespace) -> None:
     if args.no_progress:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # transformers' own bars (loading and saving weights)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mashvlm.study.run import run_study
+
+    preset, config = _config(args)
+    if args.sweep_rho is not None:
+        return _sweep(args, preset, config)
+    out = args.out or ("runs/demo" if preset == "default" else f"runs/demo-{preset}")
+    check_output_dir(out, "--out")
+    _quiet(args)
     start = time.monotonic()
     print(f"MASH-VLM action-scene study ({preset}): {len(config.variants)} variant(s) x {len(config.seeds)} "
           f"seed(s), {config.max_steps} steps each -> {out}", flush=True)
@@ -75,4 +89,26 @@ def _demo(args: argparse.Namespace) -> int:
           f"({time.monotonic() - start:.0f} s)")
     if preset == "quick":
         print("note: --quick trains too briefly to compare the models; run `mashvlm demo` for the study.")
+    return 0
+
+
+def _sweep(args: argparse.Namespace, preset: str, config: StudyConfig) -> int:
+    from mashvlm.study.sweep import DEFAULT_RHOS, run_rho_sweep
+
+    if preset == "full":
+        raise UsageError("--sweep-rho compares baseline and MASH-VLM; it does not combine with --full")
+    rhos = args.sweep_rho or list(DEFAULT_RHOS)
+    out = args.out or ("runs/sweep-rho" if preset == "default" else f"runs/sweep-rho-{preset}")
+    check_output_dir(out, "--out")
+    _quiet(args)
+    start = time.monotonic()
+    print(f"MASH-VLM bias sweep ({preset}): rho {rhos} x {len(config.variants)} variant(s) x "
+          f"{len(config.seeds)} seed(s), {config.max_steps} steps each -> {out}", flush=True)
+    run_rho_sweep(out, config, rhos, progress=not args.no_progress, log=lambda m: print(m, flush=True))
+    print()
+    print((Path(out) / "sweep_table.txt").read_text(), end="")
+    print(f"\nresults: {out}/sweep_results.json, {out}/sweep_table.txt, {out}/sweep.png, one study per rho in "
+          f"{out}/rho*/ ({time.monotonic() - start:.0f} s)")
+    if preset == "quick":
+        print("note: --quick trains too briefly to compare the models; run without --quick for the sweep.")
     return 0

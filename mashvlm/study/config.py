@@ -133,7 +133,8 @@ def _full_variants() -> list[str]:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # ~3 minutes: a small world, short training; enough to see the pipeline work, not to compare models.
-    "quick": dict(world=dict(n_train=320, n_test_usual=48, n_test_unusual=48, n_test_scene_only=24),
+    "quick": dict(world=dict(n_train=320, n_test_usual=48, n_test_unusual=48, n_test_scene_only=24,
+                             n_test_motion=48),
                   tower_steps=150, language_steps=100, max_steps=250),
     "default": {},
     "full": dict(seeds=[0, 1, 2], variants=_full_variants()),

@@ -43,7 +43,7 @@ def text_conversations(config: WorldConfig, n: int, seed: int) -> list[tuple[str
     the same templates; which one is asked is drawn uniformly.
     """
     rng = np.random.default_rng(seed)
-    actions, scenes = list(config.actions), list(config.scenes)
+    actions, scenes = list(config.actions), list(config.all_scenes)
     out = []
     for _ in range(n):
         scene = str(rng.choice(scenes))

@@ -8,7 +8,7 @@ from typing import Any
 from mashvlm.files import write_json_atomic, write_text_atomic
 from mashvlm.study.config import ABLATION_TABLES, VARIANTS
 
-__all__ = ["format_comparison", "format_ablations", "plot_comparison", "write_report"]
+__all__ = ["format_comparison", "format_ablations", "format_paired", "plot_comparison", "write_report"]
 
 _ROWS = (
     ("binary", "scene_only_action", "UNSCENE binary  scene-only action"),
@@ -22,6 +22,19 @@ _ROWS = (
     ("usual", "action", "usual context   action"),
     ("usual", "scene", "                scene"),
     ("usual", "average", "                average"),
+    ("motion", "action", "motion control  action"),
+    ("motion", "scene", "                scene"),
+    ("motion", "average", "                average"),
+)
+
+# Rows of the paired comparison: (section, key, title).
+_PAIRED_ROWS = (
+    ("binary", "scene_only_action", "scene-only action"),
+    ("binary", "unusual_action", "unusual-context action"),
+    ("binary", "unusual_scene", "unusual-context scene"),
+    ("binary", "average", "UNSCENE binary average"),
+    ("usual", "action", "usual-context action"),
+    ("motion", "action", "motion-control action"),
 )
 
 
@@ -46,9 +59,33 @@ def format_comparison(results: dict[str, Any], variants: list[str] | None = None
         lines.append(f"{title:40}" + "".join(f"{_cell(summary[v][section][key], digits):>{width + 2}}"
                                              for v in variants))
     lines.append("")
-    lines.append("Binary and usual-context: dual accuracy (%), a pair counts only if both answers are right.")
+    lines.append("Binary and controls: dual accuracy (%), a pair counts only if both answers are right.")
+    lines.append("Motion control: actions in neutral scenes never paired with them in training.")
     lines.append("* open-ended 0-5 by the offline lexical judge: not comparable to GPT-judge numbers.")
     lines.append(f"seeds: {seeds}" + (" (mean ± sample std)" if len(seeds) > 1 else ""))
+    return "\n".join(lines) + "\n"
+
+
+def paired_cell(d: dict[str, Any]) -> str:
+    """``+d ± s  t=..  (df)  p=..`` of a paired difference (``mashvlm.study.stats.paired_difference``)."""
+    if d["mean"] is None:
+        return "n/a"
+    diff = f"{d['mean']:+.1f} ± {d['std']:.1f}"
+    text = f"{diff:>13}"
+    if d["t"] is None:
+        return text + ("  (one seed)" if d["n"] == 1 else "  (t undefined: equal differences)")
+    return text + f"  t = {d['t']:.2f} ({d['df']} df)  p = {d['p']:.3f}"
+
+
+def format_paired(results: dict[str, Any], variant: str = "mash") -> str:
+    """``variant`` - baseline, paired over seeds: mean ± std of the per-seed differences, t and two-sided p."""
+    paired = results.get("paired", {}).get(variant)
+    if not paired:
+        return ""
+    seeds = paired["binary"]["average"]["seeds"]
+    lines = [f"{VARIANTS[variant][0]} - {VARIANTS['baseline'][0]}, paired over seeds {seeds} "
+             "(mean ± std of the differences, paired t, two-sided p):"]
+    lines += [f"  {title:26}{paired_cell(paired[section][key])}" for section, key, title in _PAIRED_ROWS]
     return "\n".join(lines) + "\n"
 
 
@@ -79,7 +116,7 @@ def plot_comparison(results: dict[str, Any], path: Path, variants: list[str] | N
     variants = variants or list(summary)
     metrics = [("binary", "scene_only_action", "scene-only\naction"), ("binary", "unusual_action", "unusual\naction"),
                ("binary", "unusual_scene", "unusual\nscene"), ("binary", "average", "UNSCENE\naverage"),
-               ("usual", "average", "usual\ncontext")]
+               ("usual", "average", "usual\ncontext"), ("motion", "action", "motion\ncontrol\naction")]
     x = np.arange(len(metrics))
     width = 0.8 / len(variants)
     fig, ax = plt.subplots(figsize=(1.6 * len(metrics) + 1, 3.6))
@@ -103,6 +140,9 @@ def write_report(out_dir: Path, results: dict[str, Any]) -> str:
     """Write study_results.json, study_table.txt and study.png; return the text report."""
     main = [v for v in ("baseline", "mash") if v in results["summary"]]
     text = format_comparison(results, main)
+    paired = format_paired(results) if "mash" in main else ""
+    if paired:
+        text += "\n" + paired
     ablations = format_ablations(results)
     if ablations:
         text += "\n" + ablations

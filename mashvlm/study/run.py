@@ -11,7 +11,9 @@ Layout of ``out_dir``::
     language_model.safetensors   the text-pre-trained Llama, shared by every model (unless language_steps=0)
     unscene/questions.jsonl      UNSCENE questions (unusual context + scene only, with open-ended)
     unscene/usual_questions.jsonl  the same questions on usual-context videos (the learnability check)
-    runs/<variant>/seed<k>/      training output, predictions*.jsonl, results.json, usual_results.json
+    unscene/motion_questions.jsonl the same on the motion control (actions in neutral scenes unseen in training)
+    runs/<variant>/seed<k>/      training output, predictions*.jsonl, results.json, usual_results.json,
+                                 motion_results.json, record.json
     study_config.json, study_results.json, study_table.txt, study.png
 """
 
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,17 +30,23 @@ from typing import TYPE_CHECKING, Any
 from mashvlm.errors import UsageError
 from mashvlm.files import write_json_atomic
 from mashvlm.study.config import StudyConfig, variant_options
+from mashvlm.study.stats import paired_difference, seed_stats
 
 if TYPE_CHECKING:
     from mashvlm.synth import World
 
 __all__ = ["PretrainedParts", "StudyContext", "prepare_world", "prepare_tower", "prepare_language_model",
-           "prepare_questions", "run_one", "run_study", "summarise"]
+           "prepare_questions", "run_one", "run_study", "summarise", "paired_statistics"]
 
 Log = Callable[[str], None]
 
 # Metrics reported per run (dotted paths into the run's record).
 BINARY_KEYS = ("scene_only_action", "unusual_action", "unusual_scene", "average")
+CONTROL_KEYS = ("action", "scene", "average")
+# (section, keys) of a run's record that the summary and the paired statistics cover.
+SECTIONS = (("binary", BINARY_KEYS), ("open_ended", BINARY_KEYS), ("usual", CONTROL_KEYS), ("motion", CONTROL_KEYS))
+# The variant every other one is paired against.
+REFERENCE_VARIANT = "baseline"
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class PretrainedParts:
     language_model: Path | None  # None when the study has no text pre-training (language_steps=0)
     questions: Path  # UNSCENE questions (unusual context + scene only)
     usual_questions: Path  # the same layout on usual-context videos
+    motion_questions: Path | None  # the same layout on the motion control; None if the world has none
 
 
 def prepare_world(out_dir: Path, config: StudyConfig, progress: bool) -> World:
@@ -139,36 +147,52 @@ def prepare_language_model(ctx: StudyContext) -> Path | None:
     return path
 
 
-def prepare_questions(ctx: StudyContext) -> tuple[Path, Path]:
-    """UNSCENE question files from the world's annotations (same builder and seed as ``unscene build``).
+def _control_questions(annotations: Path, out: Path) -> None:
+    """A control set's videos asked the unusual-context layout (action and scene pairs, no open-ended).
 
-    The usual-context videos are asked the unusual-context layout (action and scene pairs); their
-    candidates are all other labels, so they measure whether a model learned the task at all.
+    The records are relabelled in memory as unusual context (UNSCENE knows only its two sets); their
+    candidates are every other label (``mashvlm.synth.world.hallucination_candidates``).
     """
     from mashvlm.files import read_jsonl, write_jsonl_atomic
     from mashvlm.unscene.builder import build_questions
-    from mashvlm.unscene.formats import check_unique, load_annotations
+    from mashvlm.unscene.formats import check_unique
     from mashvlm.unscene.records import UNUSUAL, parse_annotation
     from mashvlm.unscene.schema import Source
+
+    records = [parse_annotation({**line.record, "set": UNUSUAL}, Source(annotations, line.lineno))
+               for line in read_jsonl(annotations).lines]
+    check_unique(annotations, records, "video_id", "videos")
+    write_jsonl_atomic(out, [q.to_record() for q in build_questions(records, seed=0, open_ended=False)])
+
+
+def prepare_questions(ctx: StudyContext) -> tuple[Path, Path, Path | None]:
+    """UNSCENE question files from the world's annotations (same builder and seed as ``unscene build``).
+
+    The two controls, usual-context videos and the motion control (actions in neutral scenes they never
+    appear in during training), are asked the unusual-context layout (action and scene pairs) with every
+    other label as the wrong one: the first measures whether a model learned the task at all, the second
+    whether it recognises actions from motion when the scene cannot tell them. The motion file is None
+    when the world has no motion-control videos.
+    """
+    from mashvlm.files import write_jsonl_atomic
+    from mashvlm.unscene.builder import build_questions
+    from mashvlm.unscene.formats import load_annotations
 
     world = ctx.world
     qdir = ctx.out_dir / "unscene"
     qdir.mkdir(parents=True, exist_ok=True)
     questions, usual_questions = qdir / "questions.jsonl", qdir / "usual_questions.jsonl"
+    motion_questions = qdir / "motion_questions.jsonl" if world.split("test_motion") else None
     if not questions.is_file():
         anns = load_annotations(world.unscene_file("unusual_context")) + load_annotations(
             world.unscene_file("scene_only")
         )
         write_jsonl_atomic(questions, [q.to_record() for q in build_questions(anns, seed=0)])
     if not usual_questions.is_file():
-        # Relabelled in memory: the usual-context records, asked as if they were unusual context.
-        path = world.unscene_file("usual_context")
-        usual = [parse_annotation({**line.record, "set": UNUSUAL}, Source(path, line.lineno))
-                 for line in read_jsonl(path).lines]
-        check_unique(path, usual, "video_id", "videos")
-        qs = build_questions(usual, seed=0, open_ended=False)
-        write_jsonl_atomic(usual_questions, [q.to_record() for q in qs])
-    return questions, usual_questions
+        _control_questions(world.unscene_file("usual_context"), usual_questions)
+    if motion_questions is not None and not motion_questions.is_file():
+        _control_questions(world.unscene_file("motion_control"), motion_questions)
+    return questions, usual_questions, motion_questions
 
 
 def _train(ctx: StudyContext, parts: PretrainedParts, run_dir: Path, variant: str, seed: int) -> Path:
@@ -228,34 +252,48 @@ def run_one(ctx: StudyContext, parts: PretrainedParts, variant: str, seed: int) 
     usual = _evaluate(ctx, model_dir, parts.usual_questions, run_dir / "usual_predictions.jsonl", name, judge=False)
     write_json_atomic(run_dir / "results.json", results)
     write_json_atomic(run_dir / "usual_results.json", usual)
-    usual_action, usual_scene = usual["binary"]["unusual_action"], usual["binary"]["unusual_scene"]
+    controls = [usual]
+    motion = None
+    if parts.motion_questions is not None:
+        motion = _evaluate(ctx, model_dir, parts.motion_questions, run_dir / "motion_predictions.jsonl", name,
+                           judge=False)
+        write_json_atomic(run_dir / "motion_results.json", motion)
+        controls.append(motion)
     record = {
         "variant": variant,
         "seed": seed,
         "options": variant_options(variant),
         "binary": {k: results["binary"][k] for k in BINARY_KEYS},
         "open_ended": {k: results["open_ended"][k] for k in BINARY_KEYS},
-        "usual": {"action": usual_action, "scene": usual_scene, "average": (usual_action + usual_scene) / 2},
+        "usual": _control_record(usual),
+        "motion": _control_record(motion),
         "counts": {
             "pairs_scored": results["counts"]["pairs_scored"],
-            "unparseable_answers": results["counts"]["unparseable_answers"] + usual["counts"]["unparseable_answers"],
-            "failed_videos": results["counts"]["failed_videos"] + usual["counts"]["failed_videos"],
-            "missing_predictions": results["counts"]["missing_predictions"] + usual["counts"]["missing_predictions"],
+            "control_pairs_scored": {"usual": usual["counts"]["pairs_scored"],
+                                     "motion": motion["counts"]["pairs_scored"] if motion else 0},
+            **{k: results["counts"][k] + sum(c["counts"][k] for c in controls)
+               for k in ("unparseable_answers", "failed_videos", "missing_predictions")},
         },
         "judge": results["judge"]["model"],
     }
     write_json_atomic(record_file, record)  # written last: its presence marks the run as done
+    motion_text = f", motion control action {record['motion']['action']:.1f}" if motion else ""
     ctx.log(f"{variant} seed {seed}: UNSCENE binary avg {record['binary']['average']:.1f}, "
-            f"usual-context {record['usual']['average']:.1f}")
+            f"usual-context {record['usual']['average']:.1f}{motion_text}")
     return record
 
 
-def _stats(values: list[float | None]) -> dict[str, Any]:
-    values = [v for v in values if v is not None]
-    if not values:
-        return {"mean": None, "std": None, "n": 0}
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": statistics.fmean(values), "std": std, "n": len(values), "values": values}
+def _control_record(results: dict[str, Any] | None) -> dict[str, float | None]:
+    """Dual accuracy of a control set's action and scene pairs (asked in the unusual-context layout)."""
+    if results is None:
+        return dict.fromkeys(CONTROL_KEYS)
+    action, scene = results["binary"]["unusual_action"], results["binary"]["unusual_scene"]
+    return {"action": action, "scene": scene, "average": (action + scene) / 2}
+
+
+def _metric(record: dict[str, Any], section: str, key: str) -> float | None:
+    # .get: a record without a section (e.g. no motion control) counts as missing, not as an error
+    return (record.get(section) or {}).get(key)
 
 
 def summarise(records: list[dict[str, Any]], variants: list[str]) -> dict[str, Any]:
@@ -265,13 +303,34 @@ def summarise(records: list[dict[str, Any]], variants: list[str]) -> dict[str, A
         mine = [r for r in records if r["variant"] == variant]
         out[variant] = {
             "seeds": [r["seed"] for r in mine],
-            **{
-                section: {k: _stats([r[section][k] for r in mine]) for k in keys}
-                for section, keys in (("binary", BINARY_KEYS), ("open_ended", BINARY_KEYS),
-                                      ("usual", ("action", "scene", "average")))
-            },
+            **{section: {k: seed_stats([_metric(r, section, k) for r in mine]) for k in keys}
+               for section, keys in SECTIONS},
         }
     return out
+
+
+def paired_statistics(records: list[dict[str, Any]], variants: list[str],
+                      reference: str = REFERENCE_VARIANT) -> dict[str, Any]:
+    """Per variant other than ``reference``: the paired t-test of (variant - reference) over shared seeds,
+    for every metric of the summary. Empty when ``reference`` was not run."""
+    by_seed = {v: {r["seed"]: r for r in records if r["variant"] == v} for v in variants}
+    if reference not in by_seed:
+        return {}
+    ref = by_seed[reference]
+    return {
+        variant: {section: {k: paired_difference({s: _metric(r, section, k) for s, r in ref.items()},
+                                                 {s: _metric(r, section, k) for s, r in mine.items()})
+                            for k in keys}
+                  for section, keys in SECTIONS}
+        for variant, mine in by_seed.items() if variant != reference
+    }
+
+
+def _saved_config(config: StudyConfig) -> dict[str, Any]:
+    """``study_config.json``: the settings and the world format they were run with."""
+    from mashvlm.synth import FORMAT_VERSION
+
+    return {**config.to_dict(), "world_format_version": FORMAT_VERSION}
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
@@ -291,12 +350,22 @@ def run_study(out_dir: str | os.PathLike, config: StudyConfig, *, progress: bool
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     saved_config = out / "study_config.json"
-    if saved_config.is_file() and _identity(json.loads(saved_config.read_text())) != _identity(config.to_dict()):
-        raise UsageError(
-            f"{out} holds a study with another configuration ({saved_config}); use another --out "
-            "or delete it (more seeds or variants may be added to a study, nothing else changed)"
-        )
-    write_json_atomic(saved_config, config.to_dict())
+    wanted = _saved_config(config)
+    if saved_config.is_file():
+        stored = json.loads(saved_config.read_text())
+        if stored.get("world_format_version") != wanted["world_format_version"]:
+            raise UsageError(
+                f"{out} holds a study with another configuration: world format "
+                f"{stored.get('world_format_version', 2)} "
+                f"({saved_config}); this version builds format {wanted['world_format_version']} (with the "
+                "motion control): use another --out or delete the folder"
+            )
+        if _identity(stored) != _identity(wanted):
+            raise UsageError(
+                f"{out} holds a study with another configuration ({saved_config}); use another --out "
+                "or delete it (more seeds or variants may be added to a study, nothing else changed)"
+            )
+    write_json_atomic(saved_config, wanted)
     start = time.monotonic()
     world = prepare_world(out, config, progress)
     log(f"world: {out / 'world'} ({len(world.videos)} videos)")
@@ -308,11 +377,13 @@ def run_study(out_dir: str | os.PathLike, config: StudyConfig, *, progress: bool
     results = {
         "config": config.to_dict(),
         "world": {"root": str(world.root), "content_hash": world.content_hash,
-                  "rho": world.config.rho, "videos": len(world.videos)},
+                  "rho": world.config.rho, "videos": len(world.videos),
+                  "motion_control_videos": len(world.split("test_motion"))},
         "vision_tower": json.loads((out / "vision_tower.json").read_text()),
         "language_model": json.loads((out / "language_model.json").read_text()) if language_model else None,
         "runs": records,
         "summary": summarise(records, config.variants),
+        "paired": paired_statistics(records, config.variants),
         "seconds": round(time.monotonic() - start, 1),
     }
     write_report(out, results)

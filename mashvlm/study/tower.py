@@ -45,7 +45,7 @@ def frame_targets(world: World, split: str, processor: MashVlmProcessor, grid: i
     Labels come from re-rendering each video (``render_spec`` is deterministic), so nothing is stored
     beside the world.
     """
-    scenes = list(world.config.scenes)
+    scenes = list(world.config.all_scenes)
     frames_per_video = world.config.frames
     pixels, scene, present, center, patch = [], [], [], [], []
     for spec in world.split(split):
@@ -141,7 +141,7 @@ def pretrain_vision_tower(
     train = frame_targets(world, "train", processor, grid)
     held_out = frame_targets(world, "test_usual", processor, grid)
     tower = AutoModel.from_config(config.vision_config)
-    heads = _Heads(config.vision_config.hidden_size, len(world.config.scenes))
+    heads = _Heads(config.vision_config.hidden_size, len(world.config.all_scenes))
 
     def batch_loss(idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         loss, stats = _losses(tower, heads, config.vision_feature_layer, _take(train, idx))

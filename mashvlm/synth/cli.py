@@ -43,14 +43,20 @@ def register(subparsers: Any) -> None:
     p.add_argument("--test-usual", type=non_negative_int, default=None, help="usual-context test videos (160)")
     p.add_argument("--test-unusual", type=non_negative_int, default=None, help="unusual-context test videos (160)")
     p.add_argument("--test-scene-only", type=non_negative_int, default=None, help="scene-only test videos (80)")
+    p.add_argument("--test-motion", type=non_negative_int, default=None,
+                   help="motion-control test videos: actions in neutral scenes never paired with them in train (160)")
     p.add_argument("--size", type=_size, default=None, metavar="N|WxH", help="frame size, even (64)")
     p.add_argument("--frames", type=int, default=None, help="frames per video (16)")
     p.add_argument("--fps", type=float, default=None, help="frames per second (8)")
     p.add_argument("--pan", action=argparse.BooleanOptionalAction, default=None, help="slow camera pans (on)")
     p.add_argument("--pan-prob", type=float, default=None, help="share of videos with a pan (0.5)")
     p.add_argument(
-        "--neutral-scenes", action="store_true", help="also draw library and kitchen (typical of no action)"
+        "--neutral-scenes", nargs="*", default=None, metavar="SCENE",
+        help="scenes typical of no action, for the motion control and the neutral training share "
+        "(default: library kitchen; none given: no neutral scenes, no motion control)",
     )
+    p.add_argument("--neutral-frac", type=float, default=None,
+                   help="train: share of videos showing an action in a neutral scene (0.1)")
     p.add_argument("--qa-per-video", type=int, default=None, help="instruction QA entries per train video, 6-8 (6)")
     p.add_argument("--workers", type=positive_int, default=None, help="rendering processes (default: up to 2)")
     p.add_argument("--force", action="store_true", help="delete the world in --out and regenerate it")
@@ -61,7 +67,6 @@ def register(subparsers: Any) -> None:
 def config_from_args(args: argparse.Namespace):
     """The ``WorldConfig`` the flags ask for (defaults, ``--quick`` sizes, then explicit flags)."""
     from mashvlm.synth.config import WorldConfig
-    from mashvlm.synth.labels import NEUTRAL_SCENES, SCENES
 
     config = WorldConfig()
     if args.quick:
@@ -73,6 +78,8 @@ def config_from_args(args: argparse.Namespace):
         "n_test_usual": args.test_usual,
         "n_test_unusual": args.test_unusual,
         "n_test_scene_only": args.test_scene_only,
+        "n_test_motion": args.test_motion,
+        "neutral_frac": args.neutral_frac,
         "frames": args.frames,
         "fps": args.fps,
         "pan": args.pan,
@@ -81,8 +88,10 @@ def config_from_args(args: argparse.Namespace):
     }
     if args.size is not None:
         overrides["width"], overrides["height"] = args.size
-    if args.neutral_scenes:
-        overrides["scenes"] = SCENES + NEUTRAL_SCENES
+    if args.neutral_scenes is not None:
+        overrides["neutral_scenes"] = tuple(args.neutral_scenes)
+        if not args.neutral_scenes:  # no neutral scene: nothing to draw in one
+            overrides["n_test_motion"], overrides["neutral_frac"] = 0, 0.0
     return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 

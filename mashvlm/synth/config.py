@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mashvlm.errors import UsageError
-from mashvlm.synth.labels import ACTIONS, SCENES, TYPICAL_SCENE
+from mashvlm.synth.labels import ACTIONS, NEUTRAL_SCENES, SCENES, TYPICAL_SCENE
 from mashvlm.synth.scenes import SCENE_DRAWERS
 from mashvlm.validation import check_field_types
 
 __all__ = ["WorldConfig", "SPLITS"]
 
 # Split names, in the order they are generated.
-SPLITS: tuple[str, ...] = ("train", "test_usual", "test_unusual", "test_scene_only")
+SPLITS: tuple[str, ...] = ("train", "test_usual", "test_unusual", "test_scene_only", "test_motion")
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,15 @@ class WorldConfig:
     pan_speed: tuple[float, float] = (0.08, 0.16)  # frame heights per second
     rho: float = 0.9  # train: probability that an action is shown in its typical scene
     empty_frac: float = 0.1  # train: share of scene-only (no actor) videos
+    # Scenes typical of no action, outside ``scenes`` (the biased ones): the motion control's scenes.
+    neutral_scenes: tuple[str, ...] = NEUTRAL_SCENES
+    # train: share of videos showing an action in a neutral scene (never a pair held out for the control)
+    neutral_frac: float = 0.1
     n_train: int = 1200
     n_test_usual: int = 160
     n_test_unusual: int = 160
     n_test_scene_only: int = 80
+    n_test_motion: int = 160  # the motion control: actions in neutral scenes never paired with them in train
     actions: tuple[str, ...] = ACTIONS
     scenes: tuple[str, ...] = SCENES
     typical_scene: dict[str, str] = field(default_factory=lambda: dict(TYPICAL_SCENE))
@@ -44,6 +49,7 @@ class WorldConfig:
         check_field_types(self, "WorldConfig")
         object.__setattr__(self, "actions", tuple(self.actions))
         object.__setattr__(self, "scenes", tuple(self.scenes))
+        object.__setattr__(self, "neutral_scenes", tuple(self.neutral_scenes))
         object.__setattr__(self, "pan_speed", tuple(float(v) for v in self.pan_speed))
         object.__setattr__(self, "typical_scene", {a: self.typical_scene[a] for a in self.actions
                                                    if a in self.typical_scene})
@@ -57,18 +63,28 @@ class WorldConfig:
             problems.append(f"frame size {self.width}x{self.height} must be even and at least 16")
         if self.frames < 2 or self.fps <= 0:
             problems.append("need frames >= 2 and fps > 0")
-        if not 0 <= self.rho <= 1 or not 0 <= self.empty_frac <= 1 or not 0 <= self.pan_prob <= 1:
-            problems.append("rho, empty_frac and pan_prob must lie in [0, 1]")
+        if not all(0 <= v <= 1 for v in (self.rho, self.empty_frac, self.neutral_frac, self.pan_prob)):
+            problems.append("rho, empty_frac, neutral_frac and pan_prob must lie in [0, 1]")
+        if self.empty_frac + self.neutral_frac > 1:
+            problems.append("empty_frac + neutral_frac must be at most 1")
         if len(self.actions) < 2 or len(set(self.actions)) != len(self.actions):
             problems.append("need at least 2 distinct actions")
         if len(self.scenes) < 2 or len(set(self.scenes)) != len(self.scenes):
             problems.append("need at least 2 distinct scenes")
         problems += [f"unknown action {a!r}" for a in self.actions if a not in MOTIONS]
-        problems += [f"unknown scene {s!r}" for s in self.scenes if s not in SCENE_DRAWERS]
+        problems += [f"unknown scene {s!r}" for s in self.all_scenes if s not in SCENE_DRAWERS]
+        if len(set(self.all_scenes)) != len(self.all_scenes):
+            problems.append("neutral_scenes must be distinct and not among scenes")
+        problems += [f"neutral scene {s!r} is the typical scene of an action"
+                     for s in self.neutral_scenes if s in self.typical_scene.values()]
+        if self.n_test_motion and not self.neutral_scenes:
+            problems.append("the motion control (n_test_motion > 0) needs neutral_scenes")
+        if self.neutral_frac and len(self.neutral_scenes) < 2:
+            problems.append("neutral_frac > 0 needs at least 2 neutral scenes (one of them is held out per action)")
         for a in self.actions:
             if self.typical_scene.get(a) not in self.scenes:
                 problems.append(f"action {a!r} needs a typical scene among the world's scenes")
-        if min(self.n_train, self.n_test_usual, self.n_test_unusual, self.n_test_scene_only) < 0:
+        if min(self.n_train, self.n_test_usual, self.n_test_unusual, self.n_test_scene_only, self.n_test_motion) < 0:
             problems.append("split sizes must be >= 0")
         if not 6 <= self.qa_per_video <= 8:
             problems.append("qa_per_video must be 6-8 (5 yes/no questions and 1-3 open ones)")
@@ -81,7 +97,26 @@ class WorldConfig:
             "test_usual": self.n_test_usual,
             "test_unusual": self.n_test_unusual,
             "test_scene_only": self.n_test_scene_only,
+            "test_motion": self.n_test_motion,
         }[split]
+
+    @property
+    def all_scenes(self) -> tuple[str, ...]:
+        """Every scene the world draws: the biased ``scenes``, then the ``neutral_scenes``."""
+        return self.scenes + self.neutral_scenes
+
+    def motion_control_scene(self, action: str) -> str:
+        """The neutral scene ``action`` is held out in: shown there only in ``test_motion``, never in train.
+
+        Action ``i`` (in ``actions`` order) is held out in neutral scene ``i mod len(neutral_scenes)``; the
+        training split may show it in the other neutral scenes.
+        """
+        return self.neutral_scenes[self.actions.index(action) % len(self.neutral_scenes)]
+
+    def neutral_train_scenes(self, action: str) -> list[str]:
+        """The neutral scenes the training split may show ``action`` in (all but its held-out one)."""
+        held_out = self.motion_control_scene(action)
+        return [s for s in self.neutral_scenes if s != held_out]
 
     def typical_actions(self, scene: str) -> list[str]:
         """Actions whose typical scene is ``scene`` (empty for a neutral scene), in action order."""
@@ -90,6 +125,7 @@ class WorldConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["actions"], d["scenes"], d["pan_speed"] = list(self.actions), list(self.scenes), list(self.pan_speed)
+        d["neutral_scenes"] = list(self.neutral_scenes)
         return d
 
     @classmethod
@@ -102,4 +138,5 @@ class WorldConfig:
 
     def quick(self) -> WorldConfig:
         """A tiny world of the same kind (for smoke tests): a few videos per split."""
-        return dataclasses.replace(self, n_train=96, n_test_usual=16, n_test_unusual=16, n_test_scene_only=8)
+        return dataclasses.replace(self, n_train=96, n_test_usual=16, n_test_unusual=16, n_test_scene_only=8,
+                                   n_test_motion=16)

@@ -30,7 +30,7 @@ def contact_sheet(
         scene = config.typical_scene[action]
         clip = render_video(action, scene, video_seed(seed, "contact", i), config)
         rows.append((f"{action}\nin {scene}", clip.frames[picks]))
-    for i, scene in enumerate(config.scenes):
+    for i, scene in enumerate(config.all_scenes):
         clip = render_video(None, scene, video_seed(seed, "contact", 1000 + i), config)
         rows.append((f"empty\n{scene}" + ("\n(pan)" if clip.pan else ""), clip.frames[picks]))
 

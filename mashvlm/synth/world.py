@@ -11,7 +11,9 @@ Hallucination candidates (the planted bias) of the UNSCENE annotations:
   scene of ``a``;
 - scene only, scene ``s``: actions = the actions typical of ``s``; scenes = [] (nothing to ask);
 - usual context (a control, ``a`` in its typical scene): actions = every other action, scenes = every
-  other scene, since the bias itself names the ground truth there.
+  other scene, since the bias itself names the ground truth there;
+- motion control (``a`` in a neutral scene it is never shown in during training, so only its motion
+  tells it): as usual context, every other action and every other scene.
 
 Fallback: a scene typical of no action (a neutral scene, e.g. "library") uses every action except the
 ground truth, so no list is ever empty where a question needs it, and none holds the ground truth.
@@ -40,6 +42,7 @@ from mashvlm.synth.render import QA_STREAM, Clip, camera_pan, child_rng, plan_se
 from mashvlm.video import write_video
 
 __all__ = [
+    "CONTROL_SETS",
     "FORMAT_VERSION",
     "UNSCENE_SETS",
     "VideoSpec",
@@ -55,14 +58,19 @@ __all__ = [
     "unscene_record",
 ]
 
-FORMAT_VERSION = 2
+# 3: the motion control (split test_motion, unscene/motion_control.jsonl) and neutral scenes in train.
+FORMAT_VERSION = 3
 
 # Test split -> UNSCENE set name (the ``set`` field and the annotation file name).
 UNSCENE_SETS: dict[str, str] = {
     "test_usual": "usual_context",
     "test_unusual": "unusual_context",
     "test_scene_only": "scene_only",
+    "test_motion": "motion_control",
 }
+
+# The control sets: asked with every other label as the wrong one, scored apart from UNSCENE.
+CONTROL_SETS: tuple[str, ...] = ("usual_context", "motion_control")
 
 CONTACT_SHEET = "contact_sheet.png"
 MANIFEST = "manifest.jsonl"
@@ -101,11 +109,14 @@ def _spec(config: WorldConfig, split: str, index: int, action: str | None, scene
 def plan_split(config: WorldConfig, seed: int, split: str) -> list[VideoSpec]:
     """Labels of every video of ``split``, balanced by construction, in a seeded random order.
 
-    train: ``round(empty_frac * n)`` scene-only videos (scenes balanced); the rest split evenly over the
+    train: ``round(empty_frac * n)`` scene-only videos (all scenes, neutral ones too, balanced);
+    ``round(neutral_frac * n)`` videos of an action (balanced) in a neutral scene drawn uniformly from
+    those it is not held out in (``WorldConfig.neutral_train_scenes``); the rest split evenly over the
     actions, each shown in its typical scene ``round(rho * count)`` times and otherwise in a uniformly
-    drawn other scene. test_usual: actions balanced, typical scene. test_unusual: actions balanced, each
-    cycling through its non-typical scenes
-    (offset per action, so that every scene appears). test_scene_only: scenes balanced, no actor.
+    drawn other biased scene. test_usual: actions balanced, typical scene. test_unusual: actions
+    balanced, each cycling through its non-typical biased scenes (offset per action, so that every scene
+    appears). test_scene_only: biased scenes balanced, no actor. test_motion: actions balanced, each in
+    the neutral scene it is held out in (``WorldConfig.motion_control_scene``).
     """
     if split not in SPLITS:
         raise KeyError(f"unknown split {split!r}; known: {SPLITS}")
@@ -113,9 +124,14 @@ def plan_split(config: WorldConfig, seed: int, split: str) -> list[VideoSpec]:
     n, actions, scenes = config.split_size(split), config.actions, config.scenes
     pairs: list[tuple[str | None, str]] = []
     if split == "train":
-        n_empty = int(round(config.empty_frac * n))
-        pairs += [(None, scenes[i % len(scenes)]) for i in range(n_empty)]
-        counts = [(n - n_empty) // len(actions) + (i < (n - n_empty) % len(actions)) for i in range(len(actions))]
+        n_empty, n_neutral = int(round(config.empty_frac * n)), int(round(config.neutral_frac * n))
+        every_scene = config.all_scenes
+        pairs += [(None, every_scene[i % len(every_scene)]) for i in range(n_empty)]
+        for i in range(n_neutral):
+            allowed = config.neutral_train_scenes(actions[i % len(actions)])
+            pairs.append((actions[i % len(actions)], allowed[int(rng.integers(len(allowed)))]))
+        n_biased = n - n_empty - n_neutral
+        counts = [n_biased // len(actions) + (i < n_biased % len(actions)) for i in range(len(actions))]
         for action, count in zip(actions, counts, strict=True):
             home = config.typical_scene[action]
             others = [s for s in scenes if s != home]
@@ -130,6 +146,8 @@ def plan_split(config: WorldConfig, seed: int, split: str) -> list[VideoSpec]:
             others = [s for s in scenes if s != config.typical_scene[action]]
             # Offset by the action too, so that even a small split shows every scene.
             pairs.append((action, others[(i // len(actions) + i % len(actions)) % len(others)]))
+    elif split == "test_motion":
+        pairs = [(actions[i % len(actions)], config.motion_control_scene(actions[i % len(actions)])) for i in range(n)]
     else:
         pairs = [(None, scenes[i % len(scenes)]) for i in range(n)]
     order = rng.permutation(len(pairs))
@@ -153,10 +171,10 @@ def hallucination_candidates(
 ) -> tuple[list[str], list[str]]:
     """``(hallucinated_actions, hallucinated_scenes)`` of a video; see the module doc for the rule."""
     others_a = [a for a in config.actions if a != action]
-    others_s = [s for s in config.scenes if s != scene]
+    others_s = [s for s in config.all_scenes if s != scene]
     if action is None:
         return (config.typical_actions(scene) or others_a), []
-    if unscene_set == "usual_context":
+    if unscene_set in CONTROL_SETS:
         return others_a, others_s
     acts = [a for a in config.typical_actions(scene) if a != action] or others_a
     home = config.typical_scene[action]
@@ -206,7 +224,7 @@ def _train_qas(config: WorldConfig, spec: VideoSpec, rng: np.random.Generator) -
     """
     action, scene = spec.action, spec.scene
     other_action = str(rng.choice([a for a in config.actions if a != action]))
-    other_scene = str(rng.choice([s for s in config.scenes if s != scene]))
+    other_scene = str(rng.choice([s for s in config.all_scenes if s != scene]))
     if action is None:
         yes_no = [
             _yn(T.Q_EMPTY_YN, True, scene=scene),
@@ -363,7 +381,8 @@ def load_world(root: str | os.PathLike) -> World:
     root = Path(root)
     meta = json.loads((root / "world.json").read_text())
     if meta.get("format_version") != FORMAT_VERSION:
-        raise WorldMismatchError(f"{root}: world format {meta.get('format_version')}, expected {FORMAT_VERSION}")
+        raise WorldMismatchError(f"{root}: world format {meta.get('format_version')}, expected {FORMAT_VERSION}; "
+                                 "rebuild it (mashvlm synth --force) or use another directory")
     config = WorldConfig.from_dict(meta["config"])
     videos = []
     for line in (root / MANIFEST).read_text().splitlines():
@@ -406,8 +425,11 @@ def build_world(
     for marker in (root / "world.json", root / _BUILDING):
         stored = _stored_identity(marker)
         if stored is not None and stored != identity:
+            old_format = stored["format_version"] != FORMAT_VERSION
+            what = (f"a world of format version {stored['format_version']} (this version writes {FORMAT_VERSION})"
+                    if old_format else "a world with another config or seed")
             raise WorldMismatchError(
-                f"{root} holds a world with another config or seed ({marker.name}); "
+                f"{root} holds {what} ({marker.name}); "
                 "use another directory or force=True / --force to replace it"
             )
     if (root / "world.json").is_file() and _all_present(root, plan):
@@ -448,8 +470,12 @@ def build_world(
         "actions": list(config.actions),
         "scenes": list(config.scenes),
         "typical_scene": dict(config.typical_scene),
-        "neutral_scenes": [s for s in config.scenes if not config.typical_actions(s)],
+        "neutral_scenes": list(config.neutral_scenes),
+        "neutral_scenes_among_scenes": [s for s in config.scenes if not config.typical_actions(s)],
         "known_neutral_scenes": list(NEUTRAL_SCENES),
+        # (action, neutral scene) pairs of the motion control: in test_motion only, never in train
+        "motion_control_pairs": {a: config.motion_control_scene(a) for a in config.actions}
+        if config.neutral_scenes else {},
         "splits": {
             split: {"count": len(plan[split]), "videos": f"videos/{split}", "instruct": f"instruct/{split}.json"}
             for split in SPLITS

@@ -8,11 +8,12 @@ import pytest
 
 from mashvlm.cli import main
 from mashvlm.study.config import ABLATION_TABLES, PRESETS, VARIANTS, StudyConfig
-from mashvlm.study.run import summarise
+from mashvlm.study.run import _saved_config, paired_statistics, summarise
+from mashvlm.study.stats import paired_difference, student_t_two_sided_p
 
 TINY = [
     "--set", 'world={"height": 32, "width": 32, "frames": 8, "n_train": 32, "n_test_usual": 8, '
-             '"n_test_unusual": 8, "n_test_scene_only": 8}',
+             '"n_test_unusual": 8, "n_test_scene_only": 8, "n_test_motion": 8}',
     "--set", 'tiny={"image_size": 32, "patch_size": 8, "num_frames": 4, "vision_hidden": 32, '
              '"vision_layers": 2, "text_hidden": 64, "text_layers": 2, "heads": 4}',
     "--set", "tower_steps=3", "--set", "language_steps=3", "--set", "batch_size=8", "--set", "max_new_tokens=12", "--steps", "3",
@@ -25,7 +26,7 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(out), "--no-progress", *TINY]) == 0
     printed = capsys.readouterr().out
     assert VARIANTS["baseline"][0] in printed and VARIANTS["mash"][0] in printed
-    assert "unusual-context action" in printed and "usual context" in printed
+    assert "unusual-context action" in printed and "usual context" in printed and "motion control" in printed
 
     results = json.loads((out / "study_results.json").read_text())
     assert [(r["variant"], r["seed"]) for r in results["runs"]] == [("baseline", 0), ("mash", 0)]
@@ -40,9 +41,22 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
         assert run["judge"].startswith("offline-lexical")
         preds = (out / "runs" / run["variant"] / "seed0" / "predictions.jsonl").read_text().splitlines()
         assert len(preds) == 8 * 5 + 8 * 3  # 4 binary + 1 open-ended per unusual video, 2 + 1 per scene-only
+        # Both controls: 8 videos x (action pair + scene pair), every pair scored.
+        assert run["counts"]["control_pairs_scored"] == {"usual": 16, "motion": 16}
+        motion = (out / "runs" / run["variant"] / "seed0" / "motion_predictions.jsonl").read_text().splitlines()
+        assert len(motion) == 8 * 4
+        m = run["motion"]
+        assert 0.0 <= m["action"] <= 100.0 and m["average"] == pytest.approx((m["action"] + m["scene"]) / 2)
     assert results["runs"][0]["options"]["rope_variant"] == "distinct"
     assert results["runs"][1]["options"]["rope_variant"] == "harmonic"
     assert (out / "study.png").stat().st_size > 1000 and (out / "study_table.txt").is_file()
+    # The motion-control questions are the world's test_motion videos, asked with every other label.
+    questions = [json.loads(line) for line in (out / "unscene" / "motion_questions.jsonl").read_text().splitlines()]
+    world = {r["video_id"]: r for r in map(json.loads, (out / "world" / "unscene" / "motion_control.jsonl")
+                                           .read_text().splitlines())}
+    assert {q["video_id"] for q in questions} == set(world) and len(world) == 8
+    assert all(world[q["video_id"]]["scene"] in ("library", "kitchen") for q in questions)
+    assert results["paired"]["mash"]["motion"]["action"]["n"] == 1  # one seed: no t
     # Both variants start from the one text-pre-trained language model.
     assert results["language_model"]["answer_acc"] >= 0.0
     for variant in ("baseline", "mash"):
@@ -59,9 +73,19 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
 def test_demo_refuses_to_mix_two_configurations(tmp_path, capsys):
     out = tmp_path / "demo"
     out.mkdir()
-    (out / "study_config.json").write_text(json.dumps(StudyConfig(max_steps=1).to_dict()))
+    (out / "study_config.json").write_text(json.dumps(_saved_config(StudyConfig(max_steps=1))))
     assert main(["demo", "--out", str(out), "--no-progress", "--steps", "2"]) == 2
     assert "another configuration" in capsys.readouterr().err
+    assert not (out / "world").exists()
+
+
+def test_demo_refuses_a_study_of_an_older_world_format(tmp_path, capsys):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "study_config.json").write_text(json.dumps(StudyConfig(max_steps=2).to_dict()))  # format 2: no key
+    assert main(["demo", "--out", str(out), "--no-progress", "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "world format 2" in err and "motion control" in err
     assert not (out / "world").exists()
 
 
@@ -89,6 +113,35 @@ def test_summary_mean_and_sample_std():
     assert s["binary"]["average"]["mean"] == pytest.approx(50.0)
     assert s["binary"]["average"]["std"] == pytest.approx(10.0)
     assert s["open_ended"]["average"]["n"] == 0 and s["usual"]["scene"]["std"] == 0.0
+    assert s["motion"]["action"]["n"] == 0  # records without a motion control count as missing
+
+
+def _record(variant, seed, value):
+    keys = ("scene_only_action", "unusual_action", "unusual_scene", "average")
+    return {"variant": variant, "seed": seed, "binary": dict.fromkeys(keys, value),
+            "open_ended": dict.fromkeys(keys), "usual": dict.fromkeys(("action", "scene", "average"), 100.0),
+            "motion": {"action": value, "scene": 100.0, "average": (value + 100.0) / 2}}
+
+
+def test_paired_statistics_pair_by_seed():
+    base = [57.5, 43.8, 60.0, 73.8, 52.5, 67.5, 50.0, 60.0]  # the README's scene-only action, seeds 0-7
+    mash = [73.8, 57.5, 71.2, 72.5, 60.0, 60.0, 75.0, 62.5]
+    records = [_record("mash", s, v) for s, v in enumerate(mash)]
+    records += [_record("baseline", s, v) for s, v in reversed(list(enumerate(base)))]  # order must not matter
+    records.append(_record("mash", 9, 0.0))  # a seed without its pair is left out
+    d = paired_statistics(records, ["baseline", "mash"])["mash"]["binary"]["scene_only_action"]
+    assert d["seeds"] == list(range(8)) and d["df"] == 7
+    assert d["differences"] == pytest.approx([m - b for m, b in zip(mash, base, strict=True)])
+    assert d["t"] == pytest.approx(2.30, abs=0.01) and d["p"] == pytest.approx(0.055, abs=0.001)
+    assert paired_statistics(records, ["mash"]) == {}  # no baseline, nothing to pair against
+    assert paired_difference({0: 1.0}, {0: 3.0})["t"] is None  # one seed
+    assert paired_difference({0: 1.0, 1: 2.0}, {0: 3.0, 1: 4.0})["p"] is None  # equal differences
+
+
+@pytest.mark.parametrize(("t", "df", "p"), [(12.706, 1, 0.05), (4.303, 2, 0.05), (3.182, 3, 0.05),
+                                            (2.365, 7, 0.05), (2.262, 9, 0.05), (0.0, 4, 1.0), (-2.262, 9, 0.05)])
+def test_student_t_p_matches_the_tables(t, df, p):
+    assert student_t_two_sided_p(t, df) == pytest.approx(p, abs=2e-4)
 
 
 def test_more_seeds_may_join_a_study(tmp_path):
@@ -111,3 +164,54 @@ def test_full_grid_prints_the_ablation_tables(tmp_path, capsys):
     results = json.loads((out / "study_results.json").read_text())
     assert {r["variant"] for r in results["runs"]} == set(StudyConfig(**PRESETS["full"]).variants)
     assert "Table 7: positions" in (out / "study_table.txt").read_text()
+
+
+@pytest.mark.slow
+def test_rho_sweep_end_to_end_and_resume(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    smaller = ('world={"height": 32, "width": 32, "frames": 8, "n_train": 32, "n_test_usual": 4, '
+               '"n_test_unusual": 4, "n_test_scene_only": 4, "n_test_motion": 4}')  # 8 runs: keep them short
+    args = ["demo", "--quick", "--sweep-rho", "0.9", "0.5", "--seeds", "0", "1", "--out", str(out), "--no-progress",
+            *TINY, "--set", smaller]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    for rho in ("rho0.5", "rho0.9"):
+        study = json.loads((out / rho / "study_results.json").read_text())
+        assert study["world"]["rho"] == float(rho[3:])
+        assert {(r["variant"], r["seed"]) for r in study["runs"]} == {(v, s) for v in ("baseline", "mash")
+                                                                       for s in (0, 1)}
+    # One world per rho: the worlds differ, each trains its own tower and language model (same policy).
+    hashes = {json.loads((out / r / "world" / "world.json").read_text())["content_hash"] for r in ("rho0.5", "rho0.9")}
+    assert len(hashes) == 2
+    sweep = json.loads((out / "sweep_results.json").read_text())
+    assert sweep["rhos"] == [0.5, 0.9] and [e["rho"] for e in sweep["per_rho"]] == [0.5, 0.9]
+    for entry in sweep["per_rho"]:
+        for section, key, _ in (("binary", "unusual_action", 0), ("binary", "scene_only_action", 0),
+                                ("motion", "action", 0)):
+            for variant in ("baseline", "mash"):
+                assert entry["summary"][variant][section][key]["n"] == 2
+            assert entry["paired"]["mash"][section][key]["seeds"] == [0, 1]
+    table = (out / "sweep_table.txt").read_text()
+    rows = [line for line in table.splitlines() if line.strip()]
+    assert table in printed
+    assert VARIANTS["baseline"][0] in rows[0] and VARIANTS["mash"][0] in rows[0] and "paired" in rows[0]
+    metrics = ["unusual-context action", "scene-only action", "motion-control action"]
+    assert [line[6:30].strip() for line in rows[1:7]] == metrics * 2
+    assert rows[1].startswith("0.5 ") and rows[4].startswith("0.9 ")
+    assert all("±" in line for line in rows[1:7])
+    assert (out / "sweep.png").stat().st_size > 5000
+
+    # A second run trains nothing and reproduces the results.
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.safetensors")}
+    assert main(args) == 0
+    assert "trained" not in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.safetensors")} == stamps
+    assert json.loads((out / "sweep_results.json").read_text()) == sweep
+
+
+def test_rho_sweep_bad_values(capsys):
+    assert main(["demo", "--sweep-rho", "1.5"]) == 2
+    assert "rho must lie in [0, 1]" in capsys.readouterr().err
+    assert main(["demo", "--sweep-rho", "0.5", "0.5"]) == 2
+    assert main(["demo", "--full", "--sweep-rho"]) == 2
+    assert main(["demo", "--sweep-rho", "0.5", "--variants", "mash"]) == 2

@@ -10,6 +10,8 @@ import pytest
 
 from mashvlm.synth import (
     ACTIONS,
+    ALL_SCENES,
+    FORMAT_VERSION,
     NEUTRAL_SCENES,
     SCENES,
     TYPICAL_SCENE,
@@ -85,7 +87,7 @@ def test_every_label_is_present_where_expected(tiny_world):
     train, usual = tiny_world.split("train"), tiny_world.split("test_usual")
     unusual, scene_only = tiny_world.split("test_unusual"), tiny_world.split("test_scene_only")
     assert {v.action for v in train} == set(ACTIONS) | {None}
-    assert {v.scene for v in train} == set(SCENES)
+    assert {v.scene for v in train} == set(ALL_SCENES)  # neutral scenes too (empty, and some actions)
     assert Counter(v.action for v in usual) == {a: 2 for a in ACTIONS}
     assert all(v.scene == TYPICAL_SCENE[v.action] and v.typical for v in usual)
     assert Counter(v.action for v in unusual) == {a: 2 for a in ACTIONS}
@@ -99,8 +101,9 @@ def test_every_label_is_present_where_expected(tiny_world):
 def test_train_typical_rate_and_empty_share(rho):
     config = WorldConfig(rho=rho)  # planning only, nothing rendered
     train = plan_split(config, 0, "train")
-    acted = [v for v in train if v.action is not None]
-    assert len(train) == 1200 and len(train) - len(acted) == 120
+    acted = [v for v in train if v.action is not None and v.scene in SCENES]  # rho holds in the biased scenes
+    assert len(train) == 1200 and sum(v.action is None for v in train) == 120
+    assert sum(v.scene in NEUTRAL_SCENES and v.action is not None for v in train) == 120  # neutral_frac 0.1
     assert abs(np.mean([v.typical for v in acted]) - rho) < 0.01
     for action in ACTIONS:  # the bias holds per action, not only on average
         mine = [v.typical for v in acted if v.action == action]
@@ -148,8 +151,62 @@ def test_unscene_annotations_hold_the_bias_and_never_the_ground_truth(tiny_world
     assert all(set(r) == keys for r in unusual + scene_only + usual)
 
 
+def test_motion_control_pairs_are_never_in_train():
+    config = WorldConfig()
+    plan = plan_world(config, 0)
+    control = {(v.action, v.scene) for v in plan["test_motion"]}
+    train = {(v.action, v.scene) for v in plan["train"]}
+    assert len(plan["test_motion"]) == 160 and not control & train
+    assert Counter(v.action for v in plan["test_motion"]) == {a: 20 for a in ACTIONS}
+    assert {v.scene for v in plan["test_motion"]} == set(NEUTRAL_SCENES)
+    assert all(v.typical is False for v in plan["test_motion"])
+    # Each action is shown in training in the neutral scene it is not held out in, and no neutral scene
+    # is any action's typical scene.
+    for action in ACTIONS:
+        (held_out,) = {s for a, s in control if a == action}
+        assert {s for a, s in train if a == action and s in NEUTRAL_SCENES} == set(NEUTRAL_SCENES) - {held_out}
+    assert {s for a, s in train if a is None} == set(ALL_SCENES)
+
+
+def test_motion_control_annotations(tiny_world):
+    records = _jsonl(tiny_world.root / "unscene/motion_control.jsonl")
+    assert len(records) == 16
+    for r in records:
+        assert r["set"] == "motion_control" and r["scene"] in NEUTRAL_SCENES and (tiny_world.root / r["video"]).is_file()
+        assert r["hallucinated_actions"] == [a for a in ACTIONS if a != r["action"]]
+        assert r["hallucinated_scenes"] == [s for s in ALL_SCENES if s != r["scene"]]
+    meta = json.loads((tiny_world.root / "world.json").read_text())
+    assert {(r["action"], r["scene"]) for r in records} <= set(meta["motion_control_pairs"].items())
+    train = {(v.action, v.scene) for v in tiny_world.split("train")}
+    assert not train & set(meta["motion_control_pairs"].items())
+
+
+def test_neutral_scene_settings_are_checked():
+    with pytest.raises(ValueError, match="typical scene of an action"):
+        WorldConfig(neutral_scenes=("library", "beach"))
+    with pytest.raises(ValueError, match="at least 2 neutral scenes"):
+        WorldConfig(neutral_scenes=("library",))
+    assert WorldConfig(neutral_scenes=("library",), neutral_frac=0.0).motion_control_scene("boxing") == "library"
+    with pytest.raises(ValueError, match="needs neutral_scenes"):
+        WorldConfig(neutral_scenes=(), neutral_frac=0.0)
+    with pytest.raises(ValueError, match="at most 1"):
+        WorldConfig(empty_frac=0.6, neutral_frac=0.5)
+
+
+def test_an_older_world_format_is_refused_by_name(tmp_path, tiny_config):
+    world = build_world(tmp_path, tiny_config(n_train=8), seed=0, workers=1, progress=False)
+    meta = json.loads((world.root / "world.json").read_text())
+    (world.root / "world.json").write_text(json.dumps({**meta, "format_version": 2}))
+    with pytest.raises(WorldMismatchError, match="format version 2"):
+        build_world(tmp_path, tiny_config(n_train=8), seed=0, workers=1, progress=False)
+    with pytest.raises(WorldMismatchError, match="format 2"):
+        load_world(tmp_path)
+    rebuilt = build_world(tmp_path, tiny_config(n_train=8), seed=0, force=True, workers=1, progress=False)
+    assert json.loads((rebuilt.root / "world.json").read_text())["format_version"] == FORMAT_VERSION
+
+
 def test_neutral_scenes_fall_back_to_other_actions():
-    config = WorldConfig(scenes=SCENES + NEUTRAL_SCENES)
+    config = WorldConfig(scenes=SCENES + NEUTRAL_SCENES, neutral_scenes=(), neutral_frac=0.0, n_test_motion=0)
     for scene in NEUTRAL_SCENES:
         acts, scenes = hallucination_candidates(config, None, scene, "scene_only")
         assert acts == list(ACTIONS) and scenes == []
@@ -187,7 +244,7 @@ def _check_answer(qa, action, scene):
         for act in ACTIONS:
             if q == T.fill(T.Q_ACTION_YN, action=act):
                 truth = act == action
-        for s in SCENES:
+        for s in ALL_SCENES:
             if q == T.fill(T.Q_SCENE_YN, scene=s):
                 truth = s == scene
             if q == T.fill(T.Q_EMPTY_YN, scene=s):
@@ -202,7 +259,7 @@ def test_instruction_data_is_videochat2_and_true_to_the_labels(tiny_world):
     root = tiny_world.root
     labels = {v.video: (v.action, v.scene) for v in tiny_world.videos}
     answers = []
-    for split in ("train", "test_usual", "test_unusual", "test_scene_only"):
+    for split in ("train", "test_usual", "test_unusual", "test_scene_only", "test_motion"):
         entries = json.loads((root / f"instruct/{split}.json").read_text())
         assert len(entries) == len(tiny_world.split(split))
         for e in entries:
@@ -227,7 +284,7 @@ def test_test_split_questions_use_the_hallucination_candidates(tiny_world):
 
 def test_world_json_and_manifest(tiny_world):
     meta = json.loads((tiny_world.root / "world.json").read_text())
-    assert meta["format_version"] == 2 and meta["seed"] == 3
+    assert meta["format_version"] == FORMAT_VERSION == 3 and meta["seed"] == 3
     assert meta["typical_scene"] == TYPICAL_SCENE and meta["actions"] == list(ACTIONS)
     assert WorldConfig.from_dict(meta["config"]) == tiny_world.config
     assert meta["content_hash"] == tiny_world.content_hash
@@ -295,7 +352,7 @@ def test_another_config_needs_force(tmp_path, tiny_config):
     with pytest.raises(WorldMismatchError):
         build_world(tmp_path, tiny_config(), seed=2, workers=1, progress=False)
     world = build_world(tmp_path, tiny_config(n_train=8), seed=2, force=True, workers=1, progress=False)
-    assert len(list(tmp_path.rglob("*.mp4"))) == 8 + 16 + 16 + 8 == len(world.videos)
+    assert len(list(tmp_path.rglob("*.mp4"))) == 8 + 16 + 16 + 8 + 16 == len(world.videos)
     assert (tmp_path / "notes.txt").read_text() == "mine"  # --force only removes the world's own files
 
 
@@ -329,7 +386,7 @@ def test_every_train_video_asks_both_answers_of_each_pair(tiny_world):
         action, scene = labels[e["video"]]
         asked = {qa["q"]: qa["a"] for qa in e["QA"]}
         action_qs = [q for q in asked if any(q == T.fill(T.Q_ACTION_YN, action=a) for a in ACTIONS)]
-        scene_qs = [q for q in asked if any(q == T.fill(T.Q_SCENE_YN, scene=s) for s in SCENES)]
+        scene_qs = [q for q in asked if any(q == T.fill(T.Q_SCENE_YN, scene=s) for s in ALL_SCENES)]
         assert sorted(asked[q] for q in scene_qs) == [T.NO, T.YES]
         if action is None:
             assert [asked[q] for q in action_qs] == [T.NO]
