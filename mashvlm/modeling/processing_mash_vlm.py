@@ -20,7 +20,7 @@ import torch
 from transformers import BatchFeature, ProcessorMixin
 from transformers.utils.chat_template_utils import render_jinja_template
 
-from ..errors import CheckpointError, UsageError
+from ..errors import UsageError
 from ..video import read_video_frames
 from .configuration_mash_vlm import num_temporal_tokens as temporal_token_count
 from .configuration_mash_vlm import select_video_token_counts
@@ -201,6 +201,8 @@ class MashVlmProcessor(ProcessorMixin):
     def check_matches_config(self, config) -> None:
         """Raise :class:`CheckpointError` unless this processor writes the video blocks ``config``'s model
         fills: T frames, M temporal and N spatial placeholders per ``<video>``."""
+        from .conversion import CheckpointError  # conversion imports this module
+
         mine = (self.num_frames, self.num_temporal_tokens, self.num_spatial_tokens)
         theirs = (config.num_frames, config.num_temporal_tokens, config.num_spatial_tokens)
         if mine != theirs:
