@@ -10,6 +10,7 @@ import torch
 
 from .errors import UsageError
 from .modeling import MashVlmConfig, MashVlmForConditionalGeneration, MashVlmProcessor
+from .modeling.configuration_mash_vlm import select_video_token_counts
 from .modeling.conversion import (
     CheckpointError,
     check_safetensors,
@@ -57,15 +58,29 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 class VideoChat:
-    """Greedy question answering about videos with a MASH-VLM model and its processor."""
+    """Greedy question answering about videos with a MASH-VLM model and its processor.
 
-    def __init__(self, model: MashVlmForConditionalGeneration, processor: MashVlmProcessor):
+    ``video_token_types``: ``"both"`` (default), or only the ``"spatial"`` or only the ``"temporal"`` tokens of
+    each video in the prompt (paper Table 10); the other kind is left out of the sequence, not masked.
+    A processor that does not write the video blocks the model fills is a :class:`CheckpointError`.
+    """
+
+    def __init__(
+        self, model: MashVlmForConditionalGeneration, processor: MashVlmProcessor, video_token_types: str = "both"
+    ):
+        processor.check_matches_config(model.config)
+        select_video_token_counts(processor.num_temporal_tokens, processor.num_spatial_tokens, video_token_types)
         self.model = model.eval()
         self.processor = processor
+        self.video_token_types = video_token_types
 
     @classmethod
     def from_pretrained(
-        cls, model_dir: str | os.PathLike, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+        cls,
+        model_dir: str | os.PathLike,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        video_token_types: str = "both",
     ) -> VideoChat:
         path = check_mashvlm_dir(model_dir)
         device = resolve_device(device)
@@ -73,7 +88,7 @@ class VideoChat:
         model = MashVlmForConditionalGeneration.from_pretrained(
             path, config=config, dtype=dtype or "auto", use_safetensors=True
         )
-        return cls(model.to(device), MashVlmProcessor.from_pretrained(path))
+        return cls(model.to(device), MashVlmProcessor.from_pretrained(path), video_token_types)
 
     @property
     def device(self) -> torch.device:
@@ -120,7 +135,7 @@ class VideoChat:
             return [[] for _ in videos]
         processor, tokenizer = self.processor, self.processor.tokenizer
         prefix, suffixes = split_video_prefix(
-            [processor.expand_video_tokens(processor.build_prompt(q)) for q in flat],
+            [processor.expand_video_tokens(processor.build_prompt(q), self.video_token_types) for q in flat],
             tokenizer,
             (processor.video_temporal_token_id, processor.video_spatial_token_id),
         )
@@ -137,6 +152,7 @@ class VideoChat:
             pixel_values_videos=pixels,
             use_cache=True,
             logits_to_keep=1,
+            video_token_types=self.video_token_types,
         ).cache
         cache.batch_select_indices(torch.tensor(owner, device=self.device))
         padded = tokenizer.pad({"input_ids": suffixes}, padding_side="left", return_tensors="pt").to(self.device)

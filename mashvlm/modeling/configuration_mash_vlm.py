@@ -9,13 +9,51 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from ..errors import UsageError
+
 ROPE_VARIANTS = ("harmonic", "balanced", "distinct")
 ATTENTION_TYPES = ("causal", "bidirectional")
+# The components of the temporal tokens, in the order they are concatenated (paper §3.1; Table 8's
+# "CLS", "SP" and "F-Diff").
+TEMPORAL_TOKEN_TYPES = ("cls", "pooled", "frame_diff")
+# Which kinds of a model's video tokens an inference run puts in the sequence (Table 10).
+VIDEO_TOKEN_TYPES = ("both", "spatial", "temporal")
 
 
-def num_temporal_tokens(num_frames: int) -> int:
-    """M = 3T - 1 temporal tokens per video: T CLS, T spatially pooled and T - 1 frame-difference tokens."""
-    return 3 * num_frames - 1
+def canonical_temporal_tokens(temporal_tokens) -> list[str]:
+    """``temporal_tokens`` in concatenation order (CLS, pooled, frame-difference); unknown or repeated
+    names are a ``ValueError``."""
+    names = list(temporal_tokens)
+    unknown = [name for name in names if name not in TEMPORAL_TOKEN_TYPES]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(
+            f"temporal_tokens must be distinct names from {list(TEMPORAL_TOKEN_TYPES)}, got {names!r}"
+        )
+    return [name for name in TEMPORAL_TOKEN_TYPES if name in names]
+
+
+def num_temporal_tokens(num_frames: int, temporal_tokens=TEMPORAL_TOKEN_TYPES) -> int:
+    """M temporal tokens per video: T CLS, T spatially pooled and T - 1 frame-difference tokens, for the
+    components in ``temporal_tokens`` (all three: M = 3T - 1, paper §3.1)."""
+    per_component = {"cls": num_frames, "pooled": num_frames, "frame_diff": num_frames - 1}
+    return sum(per_component[name] for name in canonical_temporal_tokens(temporal_tokens))
+
+
+def select_video_token_counts(num_temporal: int, num_spatial: int, video_token_types: str) -> tuple[int, int]:
+    """``(M, N)`` placeholders per video block when inference keeps ``video_token_types`` of a model's
+    ``num_temporal`` temporal and ``num_spatial`` spatial tokens (Table 10); the others are left out of the
+    sequence. Asking for a kind the model has none of is a :class:`UsageError`."""
+    if video_token_types not in VIDEO_TOKEN_TYPES:
+        raise UsageError(f"video_token_types must be one of {list(VIDEO_TOKEN_TYPES)}, got {video_token_types!r}")
+    if video_token_types == "both":
+        return num_temporal, num_spatial
+    kept = num_temporal if video_token_types == "temporal" else num_spatial
+    if kept == 0:
+        raise UsageError(
+            f"video_token_types={video_token_types!r}, but this model has no {video_token_types} tokens "
+            f"({num_temporal} temporal, {num_spatial} spatial per video)"
+        )
+    return (kept, 0) if video_token_types == "temporal" else (0, kept)
 
 
 @strict
@@ -27,6 +65,10 @@ class MashVlmConfig(PreTrainedConfig):
         vision_config: `CLIPVisionConfig` or dict. Defaults to CLIP ViT-L/14-336 as in LLaVA-1.5.
         text_config: `LlamaConfig` or dict. Defaults to a Llama-7B (Vicuna) config.
         num_frames: frames T sampled per video (M = 3T - 1 temporal tokens).
+        temporal_tokens: which temporal components a video block holds, from `TEMPORAL_TOKEN_TYPES`
+            (`"cls"`, `"pooled"`, `"frame_diff"`; always concatenated in that order). All three is the paper's
+            model; a subset or none is an ablation of Table 8. M follows (:func:`num_temporal_tokens`).
+        spatial_tokens: whether a video block holds the spatial tokens (Table 8's "TP" column).
         num_segments: temporal segments averaged into spatial tokens (paper: 4).
         spatial_pool: side of the spatial average pooling window (paper: 2x2).
         rope_variant: `"harmonic"` (paper), `"balanced"` or `"distinct"` (standard RoPE) — Table 7.
@@ -61,6 +103,8 @@ class MashVlmConfig(PreTrainedConfig):
     vision_config: dict | PreTrainedConfig | None = None
     text_config: dict | PreTrainedConfig | None = None
     num_frames: int = 16
+    temporal_tokens: list[str] | tuple[str, ...] = TEMPORAL_TOKEN_TYPES
+    spatial_tokens: bool = True
     num_segments: int = 4
     spatial_pool: int = 2
     rope_variant: Literal["harmonic", "balanced", "distinct"] = "harmonic"
@@ -82,7 +126,10 @@ class MashVlmConfig(PreTrainedConfig):
         for name in ("temporal_attention", "spatial_attention"):
             if getattr(self, name) not in ATTENTION_TYPES:
                 raise ValueError(f"{name} must be one of {ATTENTION_TYPES}, got {getattr(self, name)!r}")
-        if self.num_frames < self.num_segments:
+        self.temporal_tokens = canonical_temporal_tokens(self.temporal_tokens)
+        if not self.temporal_tokens and not self.spatial_tokens:
+            raise ValueError("a video needs some tokens: temporal_tokens is empty and spatial_tokens is False")
+        if self.spatial_tokens and self.num_frames < self.num_segments:
             raise ValueError(
                 f"num_frames ({self.num_frames}) must be at least num_segments ({self.num_segments})"
             )
@@ -97,12 +144,14 @@ class MashVlmConfig(PreTrainedConfig):
 
     @property
     def num_temporal_tokens(self) -> int:
-        """M = 3T - 1 (:func:`num_temporal_tokens`)."""
-        return num_temporal_tokens(self.num_frames)
+        """M, from the frames and the temporal components (:func:`num_temporal_tokens`; 3T - 1 for all three)."""
+        return num_temporal_tokens(self.num_frames, self.temporal_tokens)
 
     @property
     def num_spatial_tokens(self) -> int:
-        """num_segments * (g / pool)^2; with 4 segments and 2x2 pooling this is N = g^2."""
+        """num_segments * (g / pool)^2; with 4 segments and 2x2 pooling this is N = g^2 (0 without spatial tokens)."""
+        if not self.spatial_tokens:
+            return 0
         grid = self.vision_config.image_size // self.vision_config.patch_size
         return self.num_segments * (grid // self.spatial_pool) ** 2
 
@@ -130,4 +179,11 @@ def _accept_positional_sub_configs(cls):
 
 _accept_positional_sub_configs(MashVlmConfig)
 
-__all__ = ["MashVlmConfig", "num_temporal_tokens"]
+__all__ = [
+    "TEMPORAL_TOKEN_TYPES",
+    "VIDEO_TOKEN_TYPES",
+    "MashVlmConfig",
+    "canonical_temporal_tokens",
+    "num_temporal_tokens",
+    "select_video_token_counts",
+]

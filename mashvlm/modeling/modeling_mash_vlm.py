@@ -16,6 +16,7 @@ two position streams.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
@@ -28,7 +29,12 @@ from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
-from .configuration_mash_vlm import MashVlmConfig
+from .configuration_mash_vlm import (
+    TEMPORAL_TOKEN_TYPES,
+    MashVlmConfig,
+    canonical_temporal_tokens,
+    select_video_token_counts,
+)
 from .processing_mash_vlm import IGNORE_INDEX
 
 __all__ = [
@@ -78,6 +84,9 @@ def build_video_tokens(
     cls_features: torch.Tensor,
     num_segments: int = 4,
     pool: int = 2,
+    *,
+    temporal_tokens: Sequence[str] = TEMPORAL_TOKEN_TYPES,
+    spatial_tokens: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Temporal and spatial tokens of one video (or a batch of videos), paper §3.1.
 
@@ -88,10 +97,13 @@ def build_video_tokens(
         num_segments: contiguous temporal segments averaged for the spatial tokens (as equal as
             possible, the first ``T % num_segments`` one frame longer: ``torch.tensor_split``).
         pool: side of the spatial average pooling window applied to each segment's g x g grid.
+        temporal_tokens: the temporal components to build, from ``"cls"``, ``"pooled"``, ``"frame_diff"``
+            (Table 8's ablations); they are concatenated in that order whatever the order given.
+        spatial_tokens: whether to build the spatial tokens (else the spatial result has 0 tokens).
 
     Returns:
-        ``(temporal, spatial)``: temporal ``[M, D]`` with M = 3T - 1 (T CLS tokens, T spatially
-        pooled tokens, T - 1 frame-difference tokens), spatial ``[num_segments * (g/pool)^2, D]``
+        ``(temporal, spatial)``: temporal ``[M, D]``, with all three components M = 3T - 1 (T CLS tokens, T
+        spatially pooled tokens, T - 1 frame-difference tokens), spatial ``[num_segments * (g/pool)^2, D]``
         (segment-major, row-major inside a segment); each with a leading B if the input had one.
     """
     batched = patch_features.dim() == 4
@@ -105,16 +117,22 @@ def build_video_tokens(
     batch, frames, num_patches, dim = patch_features.shape
     if cls_features.shape != (batch, frames, dim):
         raise ValueError(f"cls_features {tuple(cls_features.shape)} does not match {(batch, frames, dim)}")
-    grid = math.isqrt(num_patches)
-    if grid * grid != num_patches or grid % pool:
-        raise ValueError(f"N = {num_patches} patches must form a square grid whose side is divisible by {pool}")
-    if frames < num_segments:
-        raise ValueError(f"need at least num_segments = {num_segments} frames, got T = {frames}")
+    components = canonical_temporal_tokens(temporal_tokens)
+    if spatial_tokens:
+        grid = math.isqrt(num_patches)
+        if grid * grid != num_patches or grid % pool:
+            raise ValueError(f"N = {num_patches} patches must form a square grid whose side is divisible by {pool}")
+        if frames < num_segments:
+            raise ValueError(f"need at least num_segments = {num_segments} frames, got T = {frames}")
 
-    temporal = torch.cat(
-        [cls_features, spatially_pooled_tokens(patch_features), frame_difference_tokens(patch_features)], dim=1
-    )
-    spatial = segment_pooled_tokens(patch_features, num_segments, pool)
+    build = {
+        "cls": lambda: cls_features,
+        "pooled": lambda: spatially_pooled_tokens(patch_features),
+        "frame_diff": lambda: frame_difference_tokens(patch_features),
+    }
+    empty = patch_features.new_empty(batch, 0, dim)
+    temporal = torch.cat([build[name]() for name in components], dim=1) if components else empty
+    spatial = segment_pooled_tokens(patch_features, num_segments, pool) if spatial_tokens else empty
     if not batched:
         temporal, spatial = temporal[0], spatial[0]
     return temporal, spatial
@@ -536,12 +554,19 @@ class MashVlmModel(MashVlmPreTrainedModel):
         self.language_model.set_input_embeddings(value)
 
     # -- video features -------------------------------------------------------------------------
-    def get_video_features(self, pixel_values_videos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[V, T, 3, H, W]`` frames -> ``(temporal [V, M, D], spatial [V, N, D])`` video tokens."""
+    def get_video_features(
+        self, pixel_values_videos: torch.Tensor, video_token_types: str = "both"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[V, T, 3, H, W]`` frames -> ``(temporal [V, M, D], spatial [V, N, D])`` video tokens.
+
+        The config says which tokens a video has (``temporal_tokens``, ``spatial_tokens``); inference may keep
+        only one kind (``video_token_types``, Table 10), and the other then has 0 tokens.
+        """
         if pixel_values_videos.dim() != 5:
             raise ValueError(
                 f"pixel_values_videos must be [num_videos, T, 3, H, W], got {tuple(pixel_values_videos.shape)}"
             )
+        select_video_token_counts(self.config.num_temporal_tokens, self.config.num_spatial_tokens, video_token_types)
         videos, frames = pixel_values_videos.shape[:2]
         pixels = pixel_values_videos.flatten(0, 1).to(dtype=self.vision_tower.dtype)
         tower_trains = any(p.requires_grad for p in self.vision_tower.parameters())
@@ -550,24 +575,37 @@ class MashVlmModel(MashVlmPreTrainedModel):
         features = self.multi_modal_projector(hidden[self.config.vision_feature_layer])  # [V*T, 1+N, D]
         features = features.view(videos, frames, features.shape[1], features.shape[2])
         return build_video_tokens(
-            features[:, :, 1:], features[:, :, 0], self.config.num_segments, self.config.spatial_pool
+            features[:, :, 1:],
+            features[:, :, 0],
+            self.config.num_segments,
+            self.config.spatial_pool,
+            temporal_tokens=self.config.temporal_tokens if video_token_types != "spatial" else (),
+            spatial_tokens=self.config.spatial_tokens and video_token_types != "temporal",
         )
 
     def _scatter_video_tokens(
-        self, inputs_embeds: torch.Tensor, token_types: torch.Tensor, pixel_values_videos: torch.Tensor
+        self,
+        inputs_embeds: torch.Tensor,
+        token_types: torch.Tensor,
+        pixel_values_videos: torch.Tensor,
+        video_token_types: str = "both",
     ) -> torch.Tensor:
-        temporal, spatial = self.get_video_features(pixel_values_videos)
+        temporal, spatial = self.get_video_features(pixel_values_videos, video_token_types)
         for kind, tokens in ((TokenType.TEMPORAL, temporal), (TokenType.SPATIAL, spatial)):
             slots = token_types == kind
             if int(slots.sum()) != tokens.shape[0] * tokens.shape[1]:
                 raise ValueError(
                     f"the prompt has {int(slots.sum())} {kind.name.lower()} placeholder tokens but the "
-                    f"{tokens.shape[0]} video(s) give {tokens.shape[0]} x {tokens.shape[1]}; expand each "
-                    f"<video> with MashVlmProcessor (num_frames={self.config.num_frames})"
+                    f"{tokens.shape[0]} video(s) give {tokens.shape[0]} x {tokens.shape[1]} "
+                    f"(video_token_types={video_token_types!r}); expand each <video> with a MashVlmProcessor "
+                    f"made for this config (num_frames={self.config.num_frames}, temporal_tokens="
+                    f"{self.config.temporal_tokens}, spatial_tokens={self.config.spatial_tokens}) and the same "
+                    "video_token_types"
                 )
-            inputs_embeds = inputs_embeds.masked_scatter(
-                slots.unsqueeze(-1), tokens.reshape(-1, tokens.shape[-1]).to(inputs_embeds.dtype)
-            )
+            if tokens.shape[1]:
+                inputs_embeds = inputs_embeds.masked_scatter(
+                    slots.unsqueeze(-1), tokens.reshape(-1, tokens.shape[-1]).to(inputs_embeds.dtype)
+                )
         return inputs_embeds
 
     # -- attention mask for the configured backend --------------------------------------------------
@@ -629,8 +667,12 @@ class MashVlmModel(MashVlmPreTrainedModel):
         inputs_embeds: torch.FloatTensor | None = None,
         use_cache: bool | None = None,
         token_types: torch.LongTensor | None = None,
+        video_token_types: str = "both",
         **kwargs,
     ) -> BaseModelOutputWithPast:
+        """``video_token_types``: ``"both"``, or only the ``"spatial"`` or ``"temporal"`` tokens of each video
+        (Table 10); the prompt then holds placeholders of that kind only (``MashVlmProcessor`` with the same
+        option), so the others are not in the sequence at all."""
         legacy_cache = kwargs.pop("past_key_values", None)  # pre-v5 name of `cache`
         cache = cache if cache is not None else legacy_cache
         if token_types is None:
@@ -643,7 +685,9 @@ class MashVlmModel(MashVlmPreTrainedModel):
             inputs_embeds = self.get_input_embeddings()(input_ids)
         has_video_slots = bool((token_types != TokenType.TEXT).any())
         if pixel_values_videos is not None:
-            inputs_embeds = self._scatter_video_tokens(inputs_embeds, token_types, pixel_values_videos)
+            inputs_embeds = self._scatter_video_tokens(
+                inputs_embeds, token_types, pixel_values_videos, video_token_types
+            )
         elif has_video_slots:
             raise ValueError("input_ids contain video placeholder tokens but no pixel_values_videos were given")
 
@@ -733,6 +777,7 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
         logits_to_keep: int | torch.Tensor = 0,
         token_types: torch.LongTensor | None = None,
         share_prompt_prefix: bool = False,
+        video_token_types: str = "both",
         **kwargs,
     ) -> CausalLMOutputWithPast:
         """As any transformers causal LM. ``share_prompt_prefix=True`` (training, with ``labels``) runs the
@@ -740,7 +785,8 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
         same loss and gradients up to float rounding, for less compute; the output then has no logits.
         ``num_items_in_batch`` (the Trainer's count of supervised tokens over the whole global batch) turns
         the loss into a sum over this batch divided by it, so that gradient accumulation and data
-        parallelism weigh every token alike, as one big batch would."""
+        parallelism weigh every token alike, as one big batch would. ``video_token_types``: which kinds of
+        video tokens the prompt holds (``MashVlmModel.forward``, Table 10)."""
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         # Gradient checkpointing turns the cache off, so the prefix could not be handed on: run it all then.
         if (share_prompt_prefix and labels is not None and input_ids is not None and cache is None
@@ -755,7 +801,7 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
             if prefix > 0:
                 return self._loss_with_shared_prefix(
                     input_ids, pixel_values_videos, attention_mask, labels, token_types, prefix,
-                    num_items_in_batch=num_items_in_batch, **kwargs
+                    num_items_in_batch=num_items_in_batch, video_token_types=video_token_types, **kwargs
                 )
         outputs = self.model(
             input_ids=input_ids,
@@ -766,6 +812,7 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             token_types=token_types,
+            video_token_types=video_token_types,
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state
@@ -784,7 +831,8 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
         )
 
     def _loss_with_shared_prefix(self, input_ids, pixel_values_videos, attention_mask, labels, token_types,
-                                 prefix: int, num_items_in_batch=None, **kwargs) -> CausalLMOutputWithPast:
+                                 prefix: int, num_items_in_batch=None, video_token_types: str = "both",
+                                 **kwargs) -> CausalLMOutputWithPast:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         positions = harmonic_position_ids(token_types, attention_mask)
@@ -800,6 +848,7 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
             cache=cache,
             use_cache=True,
             token_types=token_types[:, prefix:],
+            video_token_types=video_token_types,
             **kwargs,
         )
         # Logits only where there is a loss: the answers are a few tokens of each sequence.

@@ -23,6 +23,7 @@ from transformers.utils.chat_template_utils import render_jinja_template
 from ..errors import UsageError
 from ..video import read_video_frames
 from .configuration_mash_vlm import num_temporal_tokens as temporal_token_count
+from .configuration_mash_vlm import select_video_token_counts
 
 VICUNA_V1_SYSTEM = (
     "A chat between a curious human and an artificial intelligence assistant. "
@@ -197,6 +198,22 @@ class MashVlmProcessor(ProcessorMixin):
             **kwargs,
         )
 
+    def check_matches_config(self, config) -> None:
+        """Raise :class:`CheckpointError` unless this processor writes the video blocks ``config``'s model
+        fills: T frames, M temporal and N spatial placeholders per ``<video>``."""
+        from .conversion import CheckpointError  # conversion imports this module
+
+        mine = (self.num_frames, self.num_temporal_tokens, self.num_spatial_tokens)
+        theirs = (config.num_frames, config.num_temporal_tokens, config.num_spatial_tokens)
+        if mine != theirs:
+            raise CheckpointError(
+                f"the processor and the model disagree on the video block: the processor samples {mine[0]} "
+                f"frames and writes {mine[1]} temporal + {mine[2]} spatial placeholders per <video>; the model "
+                f"config (num_frames, temporal_tokens={config.temporal_tokens}, spatial_tokens="
+                f"{config.spatial_tokens}) needs {theirs[0]} frames and {theirs[1]} + {theirs[2]}. Save the "
+                "processor made by MashVlmProcessor.from_config_and_parts(config, ...) with the model"
+            )
+
     @property
     def video_temporal_token_id(self) -> int:
         return self.tokenizer.convert_tokens_to_ids(self.video_temporal_token)
@@ -206,17 +223,33 @@ class MashVlmProcessor(ProcessorMixin):
         return self.tokenizer.convert_tokens_to_ids(self.video_spatial_token)
 
     # -- text ---------------------------------------------------------------------------------------
-    def expand_video_tokens(self, text: str) -> str:
-        """Replace each ``<video>`` with M temporal and N spatial placeholder tokens."""
-        return self._expand_video_tokens(text)[0]
+    def expand_video_tokens(self, text: str, video_token_types: str = "both") -> str:
+        """Replace each ``<video>`` with M temporal and N spatial placeholder tokens.
 
-    def _expand_video_tokens(self, text: str) -> tuple[str, list[dict]]:
+        ``video_token_types="spatial"`` or ``"temporal"`` writes only that kind (Table 10: inference with one
+        kind of video tokens; the model then needs the same option).
+        """
+        return self._expand_video_tokens(text, video_token_types)[0]
+
+    def _expand_video_tokens(self, text: str, video_token_types: str = "both") -> tuple[str, list[dict]]:
         # Also returns where each marker was and is, in the form ProcessorMixin.apply_chat_template reads
         # (return_assistant_tokens_mask maps the template's character spans through these).
-        block = self.video_temporal_token * self.num_temporal_tokens + self.video_spatial_token * self.num_spatial_tokens
-        offsets, shift = [], 0
+        num_temporal, num_spatial = select_video_token_counts(
+            self.num_temporal_tokens, self.num_spatial_tokens, video_token_types
+        )
+        block = self.video_temporal_token * num_temporal + self.video_spatial_token * num_spatial
+        offsets, shift, previous_end = [], 0, None
         for match in re.finditer(re.escape(self.video_token), text):
             start, end = match.span()
+            if start == previous_end and not (num_temporal and num_spatial):
+                # A block starts at a temporal run after text or after spatial tokens (DESIGN §3): two
+                # one-kind blocks with nothing between would read as one video.
+                raise UsageError(
+                    f"two {self.video_token} markers with nothing between them: with one kind of video tokens "
+                    f"({num_temporal} temporal, {num_spatial} spatial) the model could not tell the videos "
+                    "apart; put text (e.g. a newline) between them"
+                )
+            previous_end = end
             new_span = (start + shift, start + shift + len(block))
             offsets.append(
                 {"type": "video", "span": (start, end), "new_span": new_span, "text": self.video_token, "replacement": block}
@@ -269,6 +302,7 @@ class MashVlmProcessor(ProcessorMixin):
         return_tensors: str = "pt",
         add_special_tokens: bool = True,
         return_text_replacement_offsets: bool = False,
+        video_token_types: str = "both",
         **kwargs,
     ) -> BatchFeature:
         """Tokenise prompts (expanding ``<video>``) and preprocess videos.
@@ -276,7 +310,8 @@ class MashVlmProcessor(ProcessorMixin):
         ``videos``: one video or a list, each a path or ``[T, H, W, 3]`` frames, in order of
         appearance of ``<video>`` across the batch (lists may nest, one per prompt, as
         ``apply_chat_template`` passes them). Returns ``input_ids``, ``attention_mask`` and
-        ``pixel_values_videos`` ``[num_videos, T, 3, H, W]``.
+        ``pixel_values_videos`` ``[num_videos, T, 3, H, W]``. ``video_token_types``: see
+        :meth:`expand_video_tokens`.
         """
         if text is None:
             raise ValueError("text is required")
@@ -289,7 +324,7 @@ class MashVlmProcessor(ProcessorMixin):
             raise ValueError(
                 f"the text holds {num_markers} {self.video_token} marker(s) but {len(video_list)} video(s) were given"
             )
-        expanded = [self._expand_video_tokens(t) for t in texts]
+        expanded = [self._expand_video_tokens(t, video_token_types) for t in texts]
         encoded = self.tokenizer(
             [t for t, _ in expanded],
             padding=padding,

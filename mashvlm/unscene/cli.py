@@ -224,6 +224,13 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "--max-new-tokens", type=positive_int, default=256, help="MASH-VLM: answer length limit (default 256)"
     )
     p.add_argument(
+        "--video-tokens",
+        choices=("both", "spatial", "temporal"),
+        default="both",
+        help="MASH-VLM: which video tokens each prompt holds (default both); spatial or temporal leaves the "
+        "other kind out of the sequence (the paper's Table 10)",
+    )
+    p.add_argument(
         "--batch-size",
         type=positive_int,
         default=16,
@@ -267,9 +274,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_predictions_path(args.output, [q.question_id for q in questions])
     if args.model is not None:
         model: Any = MashVlmVideoQA(
-            args.model, device=args.device, dtype=args.dtype, max_new_tokens=args.max_new_tokens
+            args.model,
+            device=args.device,
+            dtype=args.dtype,
+            max_new_tokens=args.max_new_tokens,
+            video_tokens=args.video_tokens,
         )
     else:
+        if args.video_tokens != "both":
+            raise UsageError("--video-tokens applies to a MASH-VLM --model; a --model-class takes its own --model-arg")
         model = load_model_class(args.model_class, parse_model_args(args.model_arg))
     stats = run_model(  # RunAborted (the model kept failing) exits with its own status 1
         model,

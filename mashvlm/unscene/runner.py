@@ -74,6 +74,7 @@ class MashVlmVideoQA:
     so that the rest of UNSCENE works without the model stack. Each video is decoded and encoded once
     for all of its questions, and the questions of several videos are generated in one left-padded
     batch (``VideoChat.answer_videos``); the answers are those of one question at a time.
+    ``video_tokens``: ``"both"``, ``"spatial"`` or ``"temporal"``, the video tokens in each prompt (Table 10).
     """
 
     def __init__(
@@ -83,6 +84,7 @@ class MashVlmVideoQA:
         device: str | None = None,
         dtype: str | None = None,
         max_new_tokens: int = 256,
+        video_tokens: str = "both",
     ):
         from mashvlm.inference import VideoChat
 
@@ -93,7 +95,9 @@ class MashVlmVideoQA:
             torch_dtype = getattr(torch, dtype, None)
             if not isinstance(torch_dtype, torch.dtype):
                 raise UsageError(f"unknown torch dtype {dtype!r} (use e.g. bfloat16, float16, float32)")
-        self.chat = VideoChat.from_pretrained(os.fspath(model_dir), device=device, dtype=torch_dtype)
+        self.chat = VideoChat.from_pretrained(
+            os.fspath(model_dir), device=device, dtype=torch_dtype, video_token_types=video_tokens
+        )
         self.max_new_tokens = max_new_tokens
         self.name = Path(model_dir).name
 

@@ -111,3 +111,54 @@ def test_mismatched_cls_shape_raises():
     """cls_features must be ``[T, D]`` matching the patch features."""
     with pytest.raises(ValueError):
         build_video_tokens(torch.zeros(4, 16, 2), torch.zeros(5, 2))
+
+
+# Table 8's ablations: the temporal components (CLS, spatially pooled "SP", frame difference "F-Diff") and
+# whether spatial tokens ("TP") are built. Hand-worked on linear_features(5, 4), as in test_hand_worked_t5_grid4.
+CLS_T5 = [[1000, 0], [1001, -1], [1002, -2], [1003, -3], [1004, -4]]
+POOLED_T5 = [[7.5, 0], [107.5, 1], [207.5, 4], [307.5, 9], [407.5, 16]]
+FRAME_DIFF_T5 = [[100, 1], [100, 3], [100, 5], [100, 7]]
+
+
+@pytest.mark.parametrize(
+    ("components", "expected_rows"),
+    [
+        ((), []),
+        (("pooled",), POOLED_T5),
+        (("pooled", "cls"), CLS_T5 + POOLED_T5),  # given in any order, concatenated CLS first
+        (("frame_diff", "pooled", "cls"), CLS_T5 + POOLED_T5 + FRAME_DIFF_T5),
+        (("cls", "frame_diff"), CLS_T5 + FRAME_DIFF_T5),
+    ],
+    ids=["none", "SP", "SP+CLS", "SP+CLS+F-Diff", "CLS+F-Diff"],
+)
+def test_temporal_components_hand_worked(components, expected_rows):
+    patch, cls = linear_features(5, 4)
+    temporal, spatial = build_video_tokens(patch, cls, temporal_tokens=components)
+    expected = torch.tensor(expected_rows, dtype=torch.float64).reshape(-1, 2)
+    assert temporal.shape == (len(expected_rows), 2)
+    torch.testing.assert_close(temporal, expected)
+    torch.testing.assert_close(spatial, build_video_tokens(patch, cls)[1])  # spatial tokens unaffected
+
+
+def test_without_spatial_tokens():
+    """``spatial_tokens=False`` gives ``[0, D]`` (``[B, 0, D]`` batched) spatial tokens and the same temporal
+    ones; the spatial requirements (square even grid, T >= num_segments) then do not apply."""
+    patch, cls = linear_features(5, 4)
+    temporal, spatial = build_video_tokens(patch, cls, spatial_tokens=False)
+    assert spatial.shape == (0, 2)
+    torch.testing.assert_close(temporal, build_video_tokens(patch, cls)[0])
+    batched_temporal, batched_spatial = build_video_tokens(patch[None], cls[None], spatial_tokens=False)
+    assert batched_spatial.shape == (1, 0, 2)
+    torch.testing.assert_close(batched_temporal[0], temporal)
+    # 3 frames on a 3x3 grid: no spatial tokens possible, temporal ones fine (M = 3T - 1 = 8).
+    temporal, spatial = build_video_tokens(torch.ones(3, 9, 2), torch.zeros(3, 2), spatial_tokens=False)
+    assert temporal.shape == (8, 2) and spatial.shape == (0, 2)
+    torch.testing.assert_close(temporal[3:6], torch.ones(3, 2))  # pooled
+    torch.testing.assert_close(temporal[6:], torch.zeros(2, 2))  # frame differences of constant frames
+
+
+@pytest.mark.parametrize("components", [("cls", "cls"), ("pooled", "spatial")], ids=["repeated", "unknown"])
+def test_invalid_temporal_components_raise(components):
+    patch, cls = linear_features(4, 2)
+    with pytest.raises(ValueError, match="temporal_tokens"):
+        build_video_tokens(patch, cls, temporal_tokens=components)
