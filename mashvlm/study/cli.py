@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     size = demo.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a small world and short training (~3 min)")
     size.add_argument("--full", action="store_true",
-                      help="the ablation grid of Tables 5-7 over 3 seeds (hours on 2 CPU cores)")
+                      help="the ablation grid of Tables 5-8 over 3 seeds (hours on 2 CPU cores)")
     demo.add_argument("--out", default=None,
                       help="output folder (default: runs/demo[-quick|-full]; with --sweep-rho runs/sweep-rho[-quick])")
     demo.add_argument("--sweep-rho", type=float, nargs="*", default=None, metavar="RHO",

@@ -2,7 +2,7 @@
 
 Every variant is a set of MASH options (``MashVlmConfig`` fields). The two that ``mashvlm demo``
 compares are the LLaVA-style baseline (causal attention over all video tokens, standard RoPE) and
-MASH-VLM (DST-attention, Harmonic-RoPE). ``--full`` adds the cells of the paper's Tables 5-7.
+MASH-VLM (DST-attention, Harmonic-RoPE). ``--full`` adds the cells of the paper's Tables 5-8.
 """
 
 from __future__ import annotations
@@ -26,11 +26,13 @@ def _options(**options: Any) -> dict[str, Any]:
 
 
 def _variant(label: str, temporal: str, spatial: str, spatial_attends_temporal: bool,
-             temporal_attends_spatial: bool, rope: str) -> tuple[str, dict[str, Any]]:
-    """One row of the grid, in the ablation tables' column order."""
+             temporal_attends_spatial: bool, rope: str, temporal_tokens: tuple[str, ...] = ("cls", "pooled", "frame_diff"),
+             spatial_tokens: bool = True) -> tuple[str, dict[str, Any]]:
+    """One row of the grid, in the ablation tables' column order (video tokens: Table 8's, default all)."""
     return label, _options(temporal_attention=temporal, spatial_attention=spatial,
                            spatial_attends_temporal=spatial_attends_temporal,
-                           temporal_attends_spatial=temporal_attends_spatial, rope_variant=rope)
+                           temporal_attends_spatial=temporal_attends_spatial, rope_variant=rope,
+                           temporal_tokens=list(temporal_tokens), spatial_tokens=spatial_tokens)
 
 
 # name -> (label, MASH options). Attention switches follow DESIGN §3 / Table 6's reading: a ✓ in the
@@ -51,6 +53,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "t6_both": _variant("both directions off (DST)", "causal", "bidirectional", False, False, "distinct"),
     # Table 7: positions under DST-attention.
     "t7_balanced": _variant("balanced only", "causal", "bidirectional", False, False, "balanced"),
+    # Table 8: the video tokens (MASH attention and Harmonic-RoPE; SP spatial pooling, TP temporal pooling).
+    "t8_spatial_only": _variant("spatial tokens only (TP)", "causal", "bidirectional", False, False, "harmonic",
+                                temporal_tokens=(), spatial_tokens=True),
+    "t8_sp": _variant("temporal SP", "causal", "bidirectional", False, False, "harmonic",
+                      temporal_tokens=("pooled",), spatial_tokens=False),
+    "t8_sp_cls": _variant("temporal SP + CLS", "causal", "bidirectional", False, False, "harmonic",
+                          temporal_tokens=("cls", "pooled"), spatial_tokens=False),
+    "t8_sp_cls_fdiff": _variant("temporal SP + CLS + F-Diff", "causal", "bidirectional", False, False, "harmonic",
+                                temporal_tokens=("cls", "pooled", "frame_diff"), spatial_tokens=False),
 }
 
 # The paper's ablation tables as (row label, variant name); a variant shared by two tables is trained once.
@@ -71,6 +82,13 @@ ABLATION_TABLES: dict[str, list[tuple[str, str]]] = {
         ("distinct only", "t6_both"),
         ("balanced only", "t7_balanced"),
         ("distinct & balanced (harmonic)", "mash"),
+    ],
+    "Table 8: video tokens (temporal / spatial)": [
+        ("- / TP", "t8_spatial_only"),
+        ("SP / -", "t8_sp"),
+        ("SP + CLS / -", "t8_sp_cls"),
+        ("SP + CLS + F-Diff / -", "t8_sp_cls_fdiff"),
+        ("SP + CLS + F-Diff / TP", "mash"),
     ],
 }
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from mashvlm.errors import FormatError, UsageError
 from mashvlm.validation import check_field_types
 
-# The MashVlmConfig fields that choose a MASH-VLM variant (Tables 5-7): the one list of their names, which
+# The MashVlmConfig fields that choose a MASH-VLM variant (Tables 5-8): the one list of their names, which
 # TrainConfig.mash and the study's variants are checked against (tests/training: each is a config field).
 MASH_OPTIONS = (
     "rope_variant",
@@ -19,6 +19,8 @@ MASH_OPTIONS = (
     "spatial_attention",
     "spatial_attends_temporal",
     "temporal_attends_spatial",
+    "temporal_tokens",
+    "spatial_tokens",
 )
 
 
@@ -80,11 +82,21 @@ class TrainConfig:
             raise UsageError(f"unknown 'mash' option(s) {sorted(unknown)}; choose from {list(MASH_OPTIONS)}")
         if not (self.init == "tiny" or self.init.startswith(("llava:", "mashvlm:"))):
             raise UsageError(f"init must be 'tiny', 'llava:PATH' or 'mashvlm:PATH', got {self.init!r}")
-        from mashvlm.modeling.configuration_mash_vlm import ATTENTION_TYPES, ROPE_VARIANTS
+        from mashvlm.modeling.configuration_mash_vlm import (
+            ATTENTION_TYPES,
+            ROPE_VARIANTS,
+            canonical_temporal_tokens,
+        )
 
         allowed = {"rope_variant": ROPE_VARIANTS, "temporal_attention": ATTENTION_TYPES,
                    "spatial_attention": ATTENTION_TYPES}
         for key, value in self.mash.items():
+            if key == "temporal_tokens":
+                try:
+                    canonical_temporal_tokens(value if isinstance(value, list) else [value])
+                except ValueError as err:
+                    raise UsageError(f"mash option {err}") from None
+                continue
             choices = allowed.get(key, (True, False))
             if value not in choices or (key not in allowed and not isinstance(value, bool)):
                 raise UsageError(f"mash option {key} must be one of {list(choices)}, got {value!r}")

@@ -92,6 +92,8 @@ def build_model_and_processor(
         model_config = MashVlmConfig.from_pretrained(path, **config.mash)
         model = MashVlmForConditionalGeneration.from_pretrained(path, config=model_config)
         processor = MashVlmProcessor.from_pretrained(path)
+        # `mash` may change the video tokens (Table 8); the saved processor must expand <video> to match.
+        processor.check_matches_config(model_config)
     if config.vision_tower_weights:
         from safetensors.torch import load_file
 
