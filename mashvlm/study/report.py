@@ -8,7 +8,8 @@ from typing import Any
 from mashvlm.files import write_json_atomic, write_text_atomic
 from mashvlm.study.config import ABLATION_TABLES, VARIANTS
 
-__all__ = ["format_comparison", "format_ablations", "format_paired", "plot_comparison", "write_report"]
+__all__ = ["format_comparison", "format_ablations", "format_paired", "format_token_types", "plot_comparison",
+           "write_report"]
 
 _ROWS = (
     ("binary", "scene_only_action", "UNSCENE binary  scene-only action"),
@@ -104,6 +105,20 @@ def format_ablations(results: dict[str, Any]) -> str:
     return ("\n\n".join(blocks) + "\n") if blocks else ""
 
 
+def format_token_types(results: dict[str, Any]) -> str:
+    """The paper's Table 10 for MASH-VLM: which video tokens it answers with (UNSCENE binary, %)."""
+    table = results.get("token_types")
+    if not table:
+        return ""
+    lines = ["Table 10: video tokens at inference (MASH-VLM, UNSCENE binary dual accuracy %)",
+             f"  {'':22}{'scene-only action':>20}{'unusual action':>20}{'unusual scene':>20}"]
+    for kind, label in (("spatial", "spatial"), ("temporal", "temporal"), ("both", "spatial & temporal")):
+        row = table[kind]
+        lines.append(f"  {label:22}" + "".join(f"{_cell(row[k], 1):>20}"
+                                              for k in ("scene_only_action", "unusual_action", "unusual_scene")))
+    return "\n".join(lines) + "\n"
+
+
 def plot_comparison(results: dict[str, Any], path: Path, variants: list[str] | None = None) -> None:
     """Grouped bars: the three UNSCENE categories, their average and usual context, per variant."""
     import matplotlib
@@ -143,6 +158,9 @@ def write_report(out_dir: Path, results: dict[str, Any]) -> str:
     paired = format_paired(results) if "mash" in main else ""
     if paired:
         text += "\n" + paired
+    token_types = format_token_types(results)
+    if token_types:
+        text += "\n" + token_types
     ablations = format_ablations(results)
     if ablations:
         text += "\n" + ablations

@@ -71,6 +71,10 @@ class PretrainedParts:
     motion_questions: Path | None  # the same layout on the motion control; None if the world has none
 
 
+# Table 10 is measured on MASH-VLM, on the UNSCENE binary categories the paper reports.
+TOKEN_TYPES_VARIANT = "mash"
+TOKEN_TYPES_KEYS = ("scene_only_action", "unusual_action", "unusual_scene")
+
 def prepare_world(out_dir: Path, config: StudyConfig, progress: bool) -> World:
     """Build (or reuse) the study's world: the one stage that runs before the context exists."""
     from mashvlm.synth import WorldConfig, build_world
@@ -224,15 +228,17 @@ def _train(ctx: StudyContext, parts: PretrainedParts, run_dir: Path, variant: st
 
 
 def _evaluate(ctx: StudyContext, model_dir: Path, questions_file: Path, predictions: Path, name: str,
-              judge: bool) -> dict[str, Any]:
+              judge: bool, video_tokens: str = "both") -> dict[str, Any]:
     from mashvlm.unscene.formats import load_predictions, load_questions
     from mashvlm.unscene.judge import LexicalJudge
     from mashvlm.unscene.runner import MashVlmVideoQA, run_model
     from mashvlm.unscene.scoring import build_results, score_binary, score_open_ended
 
     questions = load_questions(questions_file)
-    model = MashVlmVideoQA(model_dir, max_new_tokens=ctx.config.max_new_tokens)
-    run_model(model, questions, ctx.world.root, predictions, progress=ctx.progress)
+    model = MashVlmVideoQA(model_dir, max_new_tokens=ctx.config.max_new_tokens, video_tokens=video_tokens)
+    # Only the full model's run is judged; the others answer the binary questions alone.
+    run_model(model, questions, ctx.world.root, predictions, tasks="all" if judge else "binary",
+              progress=ctx.progress)
     preds = load_predictions(predictions, known_question_ids=[q.question_id for q in questions]).predictions
     binary = score_binary(questions, preds)
     lexical = LexicalJudge() if judge else None
@@ -259,9 +265,18 @@ def run_one(ctx: StudyContext, parts: PretrainedParts, variant: str, seed: int) 
                            judge=False)
         write_json_atomic(run_dir / "motion_results.json", motion)
         controls.append(motion)
+    # Table 10: the model trained with both kinds of video token, answering with one kind only.
+    token_types = None
+    if variant == TOKEN_TYPES_VARIANT:
+        token_types = {}
+        for kind in ("spatial", "temporal"):
+            only = _evaluate(ctx, model_dir, parts.questions, run_dir / f"predictions_{kind}_tokens.jsonl", name,
+                             judge=False, video_tokens=kind)
+            token_types[kind] = {k: only["binary"][k] for k in TOKEN_TYPES_KEYS}
     record = {
         "variant": variant,
         "seed": seed,
+        "token_types": token_types,
         "options": variant_options(variant),
         "binary": {k: results["binary"][k] for k in BINARY_KEYS},
         "open_ended": {k: results["open_ended"][k] for k in BINARY_KEYS},
@@ -294,6 +309,19 @@ def _control_record(results: dict[str, Any] | None) -> dict[str, float | None]:
 def _metric(record: dict[str, Any], section: str, key: str) -> float | None:
     # .get: a record without a section (e.g. no motion control) counts as missing, not as an error
     return (record.get(section) or {}).get(key)
+
+
+def token_types_table(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Table 10 over seeds: MASH-VLM answering with spatial tokens only, temporal tokens only, or both
+    (mean and std of UNSCENE dual accuracy); None when no run has it."""
+    runs = [r for r in records if r["variant"] == TOKEN_TYPES_VARIANT and r.get("token_types")]
+    if not runs:
+        return None
+    rows = {kind: [r["token_types"][kind] for r in runs] for kind in ("spatial", "temporal")}
+    rows["both"] = [r["binary"] for r in runs]
+    return {"seeds": [r["seed"] for r in runs],
+            **{kind: {k: seed_stats([row[k] for row in values]) for k in TOKEN_TYPES_KEYS}
+               for kind, values in rows.items()}}
 
 
 def summarise(records: list[dict[str, Any]], variants: list[str]) -> dict[str, Any]:
@@ -384,6 +412,7 @@ def run_study(out_dir: str | os.PathLike, config: StudyConfig, *, progress: bool
         "runs": records,
         "summary": summarise(records, config.variants),
         "paired": paired_statistics(records, config.variants),
+        "token_types": token_types_table(records),
         "seconds": round(time.monotonic() - start, 1),
     }
     write_report(out, results)

@@ -47,6 +47,18 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
         assert len(motion) == 8 * 4
         m = run["motion"]
         assert 0.0 <= m["action"] <= 100.0 and m["average"] == pytest.approx((m["action"] + m["scene"]) / 2)
+    # Table 10: MASH-VLM answers the binary questions again with one kind of video token only.
+    baseline_run, mash_run = results["runs"]
+    assert baseline_run["token_types"] is None and set(mash_run["token_types"]) == {"spatial", "temporal"}
+    for kind in ("spatial", "temporal"):
+        lines = (out / "runs" / "mash" / "seed0" / f"predictions_{kind}_tokens.jsonl").read_text().splitlines()
+        assert len(lines) == 8 * 4 + 8 * 2  # the binary questions only
+        assert all(0.0 <= v <= 100.0 for v in mash_run["token_types"][kind].values())
+    table10 = results["token_types"]
+    assert table10["seeds"] == [0]
+    assert table10["both"]["unusual_action"]["mean"] == mash_run["binary"]["unusual_action"]
+    assert table10["temporal"]["scene_only_action"]["mean"] == mash_run["token_types"]["temporal"]["scene_only_action"]
+    assert "Table 10: video tokens at inference" in printed
     assert results["runs"][0]["options"]["rope_variant"] == "distinct"
     assert results["runs"][1]["options"]["rope_variant"] == "harmonic"
     assert (out / "study.png").stat().st_size > 1000 and (out / "study_table.txt").is_file()
@@ -95,11 +107,11 @@ def test_bad_settings_are_reported(capsys):
     assert main(["demo", "--set", "variants=[\"nope\"]"]) == 2
 
 
-def test_the_ablation_grid_covers_tables_5_to_7():
+def test_the_ablation_grid_covers_tables_5_to_8():
     full = StudyConfig(**PRESETS["full"])
     assert len(full.seeds) >= 3
     assert {v for rows in ABLATION_TABLES.values() for _, v in rows} <= set(full.variants)
-    options = [tuple(sorted(VARIANTS[v][1].items())) for v in full.variants]
+    options = [json.dumps(VARIANTS[v][1], sort_keys=True) for v in full.variants]
     assert len(set(options)) == len(options)  # no cell trained twice under two names
 
 
