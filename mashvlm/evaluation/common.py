@@ -9,6 +9,7 @@ benchmarks count it as wrong, never drop it.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mashvlm.errors import FormatError
+from mashvlm.errors import FormatError, UsageError
 from mashvlm.files import JsonlReadResult, read_jsonl, write_json_atomic, write_jsonl_atomic
 from mashvlm.predictions import (
     PredictionsFileLocked,  # noqa: F401 - raised by run_generation, importable here
@@ -156,6 +157,21 @@ def _generate_group(
         return list(texts), None
     except Exception as err:  # noqa: BLE001 - recorded and counted, never dropped
         return [None] * len(group), err
+
+
+def read_json_list(path: str | os.PathLike[str], *, missing: str = "no such file", what: str = "") -> list[Any]:
+    """The top-level JSON list of a benchmark's annotation file. :class:`UsageError` ``"{path}: {missing}"``
+    when there is no such file; :class:`FormatError` when it is not JSON or not a list (``what`` says of
+    what, e.g. ``" of questions"``). The entries are the caller's to check."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: {missing}") from None
+    except json.JSONDecodeError as err:
+        raise FormatError(path, err.lineno, None, f"not JSON ({err.msg})") from None
+    if not isinstance(data, list):
+        raise FormatError(path, None, None, f"expected a JSON list{what}")
+    return data
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
