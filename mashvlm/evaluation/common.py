@@ -1,31 +1,33 @@
 """Shared machinery: resumable answering grouped by video, results JSON + text table.
 
 Answers are appended to ``predictions.jsonl`` one line at a time (fsynced), so a killed run keeps every
-answer it got and a re-run never asks twice (a cut-off last line is repaired). A question whose video
+answer it got and a re-run never asks twice (a cut-off last line is repaired): the mechanism of
+:mod:`mashvlm.predictions`, shared with UNSCENE's runner (and its ``.lock``). A question whose video
 does not decode, or whose model call raises, is recorded with ``"prediction": null`` and its error; the
 benchmarks count it as wrong, never drop it.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mashvlm.errors import FormatError
-from mashvlm.files import (
-    append_jsonl,
-    read_jsonl,
-    repair_truncated_tail,
-    write_json_atomic,
-    write_jsonl_atomic,
+from mashvlm.errors import FormatError, UsageError
+from mashvlm.files import JsonlReadResult, read_jsonl, write_json_atomic, write_jsonl_atomic
+from mashvlm.predictions import (
+    PredictionsFileLocked,  # noqa: F401 - raised by run_generation, importable here
+    PredictionsRun,
+    RunAborted,  # noqa: F401 - raised by run_generation, importable here
+    RunStats,
+    format_error,
+    load_for_resume,
 )
-from mashvlm.unscene.runner import RunAborted, format_error, is_data_error
 
 from .model import ChatPrompt, EvalModel
 
@@ -58,31 +60,23 @@ def load_frames(video: VideoRef, num_frames: int) -> np.ndarray:
     return read_video_frames(video.path, num_frames, start=video.start, end=video.end, fps=fps)
 
 
-@dataclass
-class GenerationStats:
-    total: int = 0
-    already_answered: int = 0
-    answered: int = 0
-    failed: int = 0
-    repaired_truncated_lines: int = 0
-    retried_errors: int = 0
-    elapsed_s: float = 0.0
-    failed_videos: set[str] = field(default_factory=set)
-
-    def summary(self) -> str:
-        return (
-            f"{self.answered} answered, {self.failed} failed ({len(self.failed_videos)} video(s)), "
-            f"{self.already_answered} already in the file, {self.repaired_truncated_lines} truncated line(s) "
-            f"repaired, {self.retried_errors} error(s) retried, {self.elapsed_s:.1f}s"
-        )
+GenerationStats = RunStats  # the evaluations' name for the one stats record (``total``, ``summary()``)
 
 
 def load_predictions(
-    path: Path, known_ids: set[str], *, retry_errors: bool, stats: GenerationStats
+    path: Path, known_ids: set[str], *, retry_errors: bool, stats: RunStats
 ) -> dict[str, dict[str, Any]]:
     """The predictions already in ``path`` (validated, then a cut-off tail repaired)."""
-    if not path.exists():
-        return {}
+    return load_for_resume(path, lambda p: _read_predictions(p, known_ids), failed=_failed,
+                           to_record=lambda r: r, retry_errors=retry_errors, stats=stats)
+
+
+def _failed(record: dict[str, Any]) -> bool:
+    return record["prediction"] is None
+
+
+def _read_predictions(path: Path, known_ids: set[str]) -> tuple[dict[str, dict[str, Any]], JsonlReadResult]:
+    """Every whole line of ``path`` validated as a prediction of this benchmark, by ``id``."""
     read = read_jsonl(path, allow_truncated_tail=True)
     records: dict[str, dict[str, Any]] = {}
     for line in read.lines:
@@ -96,16 +90,7 @@ def load_predictions(
         if rec["prediction"] is not None and not isinstance(rec["prediction"], str):
             raise FormatError(path, line.lineno, "prediction", "must be a string or null")
         records[item_id] = rec
-    repair_truncated_tail(path, read)  # after every whole line was validated, never before
-    stats.repaired_truncated_lines += int(read.truncated_tail)
-    if retry_errors:
-        failed = [i for i, r in records.items() if r["prediction"] is None]
-        if failed:
-            for i in failed:
-                del records[i]
-            write_jsonl_atomic(path, records.values())
-            stats.retried_errors += len(failed)
-    return records
+    return records, read
 
 
 def run_generation(
@@ -119,61 +104,40 @@ def run_generation(
     desc: str = "eval",
     max_consecutive_failures: int = 10,
     postprocess: Callable[[EvalItem, str], str] = lambda item, text: text,
-) -> tuple[dict[str, dict[str, Any]], GenerationStats]:
+) -> tuple[dict[str, dict[str, Any]], RunStats]:
     """Answer every item not yet in ``output``; returns ``({id: record}, stats)`` for all items.
 
     Items are grouped by video (path and clip): each video is decoded once and all its questions go
     to the model in one ``generate`` call. ``postprocess(item, raw)`` turns the raw continuation into
     the recorded prediction (the raw text is kept too). After ``max_consecutive_failures`` videos in a
-    row lost to model (not video) errors, :class:`RunAborted`; 0 never stops.
+    row lost to model (not video) errors, :class:`RunAborted`; 0 never stops. Another run writing
+    ``output`` at the same time: :class:`PredictionsFileLocked` (see :mod:`mashvlm.predictions`).
     """
-    start = time.monotonic()
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     ids = [it.item_id for it in items]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise FormatError(output, None, "id", f"question id {dup!r} occurs twice in the benchmark files")
-    stats = GenerationStats(total=len(items))
-    records = load_predictions(output, set(ids), retry_errors=retry_errors, stats=stats)
-    stats.already_answered = len(records)
-    groups: dict[VideoRef, list[EvalItem]] = {}
-    for it in items:
-        if it.item_id not in records:
-            groups.setdefault(it.video, []).append(it)
-    todo = sum(len(g) for g in groups.values())
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
-
-        bar = tqdm(total=todo, desc=desc, unit="q")
-    consecutive = 0
-    try:
-        with open(output, "a", encoding="utf-8") as fh:
-            for video, group in groups.items():
-                texts, err = _generate_group(model, video, group, max_new_tokens)
-                for it, raw in zip(group, texts, strict=True):
-                    if err is None:
-                        rec = {"id": it.item_id, "prediction": postprocess(it, raw), "raw": raw, "error": None}
-                        stats.answered += 1
-                    else:
-                        rec = {"id": it.item_id, "prediction": None, "raw": None, "error": format_error(err)}
-                        stats.failed += 1
-                        stats.failed_videos.add(video.path)
-                    append_jsonl(fh, rec)
-                    records[it.item_id] = rec
-                if bar is not None:
-                    bar.update(len(group))
-                consecutive = consecutive + 1 if err is not None and not is_data_error(err) else 0
-                if max_consecutive_failures and consecutive >= max_consecutive_failures:
-                    raise RunAborted(
-                        f"the model failed on {consecutive} videos in a row (last error: {format_error(err)}); "
-                        "stopping. Fix the model, then re-run with --retry-errors to ask these again."
-                    )
-    finally:
-        if bar is not None:
-            bar.close()
-        stats.elapsed_s = time.monotonic() - start
+    stats = RunStats(total_questions=len(items))
+    with PredictionsRun(output, stats) as run:
+        records = load_predictions(output, set(ids), retry_errors=retry_errors, stats=stats)
+        stats.already_answered = len(records)
+        groups: dict[VideoRef, list[EvalItem]] = {}
+        for it in items:
+            if it.item_id not in records:
+                groups.setdefault(it.video, []).append(it)
+        run.start({video: len(g) for video, g in groups.items()}, max_consecutive_failures=max_consecutive_failures,
+                  progress=progress, desc=desc)
+        for video, group in groups.items():
+            texts, err = _generate_group(model, video, group, max_new_tokens)
+            for it, raw in zip(group, texts, strict=True):
+                if err is None:
+                    rec = {"id": it.item_id, "prediction": postprocess(it, raw), "raw": raw, "error": None}
+                else:
+                    rec = {"id": it.item_id, "prediction": None, "raw": None, "error": format_error(err)}
+                run.add(rec, err, video=video, video_name=video.path)
+                records[it.item_id] = rec
+            run.check()
     return records, stats
 
 
@@ -193,6 +157,21 @@ def _generate_group(
         return list(texts), None
     except Exception as err:  # noqa: BLE001 - recorded and counted, never dropped
         return [None] * len(group), err
+
+
+def read_json_list(path: str | os.PathLike[str], *, missing: str = "no such file", what: str = "") -> list[Any]:
+    """The top-level JSON list of a benchmark's annotation file. :class:`UsageError` ``"{path}: {missing}"``
+    when there is no such file; :class:`FormatError` when it is not JSON or not a list (``what`` says of
+    what, e.g. ``" of questions"``). The entries are the caller's to check."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: {missing}") from None
+    except json.JSONDecodeError as err:
+        raise FormatError(path, err.lineno, None, f"not JSON ({err.msg})") from None
+    if not isinstance(data, list):
+        raise FormatError(path, None, None, f"expected a JSON list{what}")
+    return data
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

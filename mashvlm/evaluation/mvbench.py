@@ -11,7 +11,6 @@ of the stripped output, matched with ``check_ans``; 16 frames at segment middles
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any
 
 from mashvlm.errors import FormatError, UsageError
 
-from .common import EvalItem, VideoRef, format_table
+from .common import EvalItem, VideoRef, format_table, read_json_list
 from .model import ChatPrompt
 
 # --- the protocol's strings (mvbench.ipynb, cell "infer_mvbench" call) -----------------------------
@@ -128,15 +127,9 @@ def load_task(json_dir: Path, video_root: Path, task: MVBenchTask) -> list[MVBen
     """The samples of one task from its official annotation JSON (a list of entries with ``video``,
     ``question``, ``candidates``, ``answer`` and, for bounded tasks, ``start`` / ``end`` in seconds)."""
     path = json_dir / task.json_file
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such MVBench annotation file (--json-dir must hold the official json/ "
-                         "files, or choose tasks with --tasks)") from None
-    except json.JSONDecodeError as err:
-        raise FormatError(path, err.lineno, None, f"not JSON ({err.msg})") from None
-    if not isinstance(data, list):
-        raise FormatError(path, None, None, "expected a JSON list of questions")
+    data = read_json_list(path, what=" of questions",
+                          missing="no such MVBench annotation file (--json-dir must hold the official json/ "
+                          "files, or choose tasks with --tasks)")
     samples = []
     for i, entry in enumerate(data):
         if not isinstance(entry, Mapping):

@@ -11,16 +11,15 @@ mbzuai-oryx/Video-ChatGPT (read at commit 69ea1db), typos included (they are the
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mashvlm.errors import FormatError, UsageError
+from mashvlm.errors import FormatError
 
-from .common import EvalItem, VideoRef, format_table
+from .common import EvalItem, VideoRef, format_table, read_json_list
 from .judge import literal_dict, parse_score_value
 from .model import ChatPrompt
 
@@ -175,14 +174,7 @@ def find_video(video_dir: str | os.PathLike[str], video_name: str,
 
 
 def _read_list(path: Path, keys: Sequence[str]) -> list[Mapping[str, Any]]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such question file") from None
-    except json.JSONDecodeError as err:
-        raise FormatError(path, err.lineno, None, f"not JSON ({err.msg})") from None
-    if not isinstance(data, list):
-        raise FormatError(path, None, None, "expected a JSON list")
+    data = read_json_list(path, missing="no such question file")
     for i, entry in enumerate(data):
         if not isinstance(entry, Mapping):
             raise FormatError(path, None, f"[{i}]", "each entry must be an object")

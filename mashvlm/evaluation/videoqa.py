@@ -12,16 +12,15 @@ commit 69ea1db), quoted exactly; accuracy = yes / (yes + no), score = mean of ``
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mashvlm.errors import FormatError, UsageError
+from mashvlm.errors import FormatError
 
-from .common import EvalItem, VideoRef, format_table
+from .common import EvalItem, VideoRef, format_table, read_json_list
 from .judge import literal_dict, parse_score_value
 from .model import ChatPrompt
 from .vcg import find_video
@@ -86,20 +85,8 @@ class QaSample:
     answer: str
 
 
-def _read_list(path: Path) -> list[Any]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except json.JSONDecodeError as err:
-        raise FormatError(path, err.lineno, None, f"not JSON ({err.msg})") from None
-    if not isinstance(data, list):
-        raise FormatError(path, None, None, "expected a JSON list")
-    return data
-
-
 def load_qa(questions_path: Path, answers_path: Path) -> list[QaSample]:
-    questions, answers = _read_list(questions_path), _read_list(answers_path)
+    questions, answers = read_json_list(questions_path), read_json_list(answers_path)
     by_id: dict[str, str] = {}
     for i, a in enumerate(answers):
         if not isinstance(a, Mapping) or "question_id" not in a or not isinstance(a.get("answer"), (str, int)):

@@ -15,20 +15,28 @@ video as failed, so a video that does not decode stays in the denominator.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import inspect
 import os
 import sys
-import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from mashvlm.commands import parse_key_values
-from mashvlm.errors import FormatError, MashVlmError, UsageError
-from mashvlm.files import append_jsonl, repair_truncated_tail, write_jsonl_atomic
+from mashvlm.errors import FormatError, UsageError
+from mashvlm.files import JsonlReadResult
+
+# The resumable-predictions mechanism is shared with ``mashvlm eval``; its names stay importable here.
+from mashvlm.predictions import (
+    PredictionsFileLocked,  # noqa: F401 - public name of this module too
+    PredictionsRun,
+    RunAborted,  # noqa: F401 - public name of this module too
+    RunStats,
+    format_error,
+    is_data_error,  # noqa: F401 - public name of this module too
+    load_for_resume,
+)
 from mashvlm.unscene.formats import load_predictions
 from mashvlm.unscene.paths import resolve_video_path
 from mashvlm.unscene.records import Prediction, Question
@@ -175,40 +183,8 @@ def load_model_class(spec: str, kwargs: dict[str, Any] | None = None) -> VideoQA
     return model
 
 
-def is_data_error(err: BaseException) -> bool:
-    """True for failures caused by the video file rather than by the model.
-
-    Missing files, ``mashvlm.video.VideoDecodeError`` (or any exception class named
-    ``VideoDecodeError`` in its hierarchy, for third-party models) and PyAV errors. These never
-    stop a run; other errors do after ``max_consecutive_failures`` videos in a row.
-    """
-    if isinstance(err, (FileNotFoundError, IsADirectoryError)):
-        return True
-    for cls in type(err).__mro__:
-        if cls.__name__ == "VideoDecodeError" or cls.__module__.split(".")[0] == "av":
-            return True
-    return False
-
-
-def format_error(err: BaseException) -> str:
-    message = str(err).strip().replace("\n", " ")
-    if len(message) > 500:
-        message = message[:500] + "..."
-    return f"{type(err).__name__}: {message}"
-
-
-class RunAborted(MashVlmError, RuntimeError):
-    """The run stopped because the model failed on too many videos in a row."""
-
-    exit_code = 1  # the command line tells "the model kept failing" (1) from bad input (2)
-
-
 class ModelClassError(UsageError, TypeError):
     """``--model-class`` / ``--model-arg`` do not name an importable model with ``answer()``."""
-
-
-class PredictionsFileLocked(MashVlmError, RuntimeError):
-    """Another run is writing the same predictions file (its ``.lock`` is held)."""
 
 
 TASKS = ("all", "binary", "open_ended")
@@ -219,46 +195,6 @@ def select_tasks(questions: Iterable[Question], tasks: str = "all") -> list[Ques
     if tasks not in TASKS:
         raise UsageError(f"tasks must be one of {', '.join(TASKS)}, got {tasks!r}")
     return [q for q in questions if tasks == "all" or q.is_binary == (tasks == "binary")]
-
-
-@dataclass
-class RunStats:
-    total_questions: int = 0
-    already_answered: int = 0
-    asked: int = 0
-    answered: int = 0
-    failed: int = 0
-    retried_errors: int = 0
-    repaired_truncated_lines: int = 0
-    failed_videos: set[str] = field(default_factory=set)
-    elapsed_s: float = 0.0
-
-    def summary(self) -> str:
-        return (
-            f"{self.answered} answered, {self.failed} failed ({len(self.failed_videos)} video(s)), "
-            f"{self.already_answered} already in the file, {self.repaired_truncated_lines} truncated "
-            f"line(s) repaired, {self.retried_errors} error(s) retried, {self.elapsed_s:.1f}s"
-        )
-
-
-@contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    """Stop two runners from appending to the same predictions file at once (POSIX only)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock, documented
-        yield
-        return
-    lock_path = path.with_name(path.name + ".lock")
-    with open(lock_path, "w") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise PredictionsFileLocked(f"another run is writing {path} (lock {lock_path} is held)") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def prepare_predictions_file(
@@ -277,26 +213,20 @@ def prepare_predictions_file(
     the recorded failures (only those in ``retry_ids``, if given: the questions about to be asked)
     are removed from the file (atomically) so they are asked again.
     """
-    stats = stats if stats is not None else RunStats()
-    path = Path(path)
-    if not path.exists():
-        return {}
-    loaded = load_predictions(path, known_question_ids=[q.question_id for q in questions])
-    repair_truncated_tail(path, loaded.read)  # after every whole line was validated, never before
-    stats.repaired_truncated_lines += int(loaded.truncated_tail)
-    existing = loaded.predictions
-    if retry_errors:
-        failed = {qid for qid, p in existing.items() if p.failed and (retry_ids is None or qid in retry_ids)}
-        if failed:
-            kept = {qid: p for qid, p in existing.items() if qid not in failed}
-            write_jsonl_atomic(path, (p.to_record() for p in kept.values()))
-            stats.retried_errors += len(failed)
-            existing = kept
-    return existing
 
+    def read(p: Path) -> tuple[dict[str, Prediction], JsonlReadResult]:
+        loaded = load_predictions(p, known_question_ids=[q.question_id for q in questions])
+        return loaded.predictions, loaded.read
 
-def _append(fh: Any, record: Prediction) -> None:
-    append_jsonl(fh, record.to_record())
+    return load_for_resume(
+        path,
+        read,
+        failed=lambda p: p.failed,
+        to_record=Prediction.to_record,
+        retry_errors=retry_errors,
+        stats=stats if stats is not None else RunStats(),
+        retry_ids=retry_ids,
+    )
 
 
 def run_model(
@@ -328,12 +258,9 @@ def run_model(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    start = time.monotonic()
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     selected = select_tasks(questions, tasks)
     stats = RunStats(total_questions=len(selected))
-    with _exclusive_lock(output):
+    with PredictionsRun(output, stats) as run:
         existing = prepare_predictions_file(
             output,
             questions,
@@ -347,67 +274,24 @@ def run_model(
                 stats.already_answered += 1
             else:
                 pending.setdefault(q.video_id, []).append(q)
-        todo = sum(len(v) for v in pending.values())
-        bar = None
-        if progress and todo:
-            from tqdm import tqdm
-
-            bar = tqdm(total=todo, desc="unscene run", unit="q")
-        streak = _FailureStreak(max_consecutive_failures, pending)
-        try:
-            with open(output, "a", encoding="utf-8") as fh:
-                pack = callable(getattr(model, "answer_videos", None))
-                for call in _model_calls(pending, batch_size, pack):
-                    for q, text, err in _answer_call(model, video_root, call):
-                        stats.asked += 1
-                        if err is None:
-                            pred = Prediction(q.question_id, text)
-                            stats.answered += 1
-                        else:
-                            pred = Prediction(q.question_id, None, format_error(err))
-                            stats.failed += 1
-                            stats.failed_videos.add(q.video_id)
-                        streak.add(q.video_id, err)
-                        _append(fh, pred)
-                        if on_answer is not None:
-                            on_answer(pred)
-                        if bar is not None:
-                            bar.update(1)
-                    streak.check()  # after the call's answers are written
-        finally:
-            if bar is not None:
-                bar.close()
-            stats.elapsed_s = time.monotonic() - start
+        run.start(
+            {video_id: len(qs) for video_id, qs in pending.items()},
+            max_consecutive_failures=max_consecutive_failures,
+            progress=progress,
+            desc="unscene run",
+        )
+        pack = callable(getattr(model, "answer_videos", None))
+        for call in _model_calls(pending, batch_size, pack):
+            for q, text, err in _answer_call(model, video_root, call):
+                if err is None:
+                    pred = Prediction(q.question_id, text)
+                else:
+                    pred = Prediction(q.question_id, None, format_error(err))
+                run.add(pred.to_record(), err, video=q.video_id)
+                if on_answer is not None:
+                    on_answer(pred)
+            run.check()  # after the call's answers are written
     return stats
-
-
-class _FailureStreak:
-    """Counts the videos in a row that lost every pending question to model (not video) errors."""
-
-    def __init__(self, limit: int, pending: dict[str, list[Question]]):
-        self.limit = limit
-        self.total = {video_id: len(qs) for video_id, qs in pending.items()}
-        self.answered = dict.fromkeys(pending, 0)
-        self.model_failures = dict.fromkeys(pending, 0)
-        self.in_a_row = 0
-        self.last_error: BaseException | None = None
-
-    def add(self, video_id: str, err: BaseException | None) -> None:
-        if err is not None:
-            self.model_failures[video_id] += int(not is_data_error(err))
-            self.last_error = err
-        self.answered[video_id] += 1
-        if self.answered[video_id] == self.total[video_id]:  # the video is done
-            broken = self.model_failures[video_id] == self.total[video_id]
-            self.in_a_row = self.in_a_row + 1 if broken else 0
-
-    def check(self) -> None:
-        if self.limit and self.in_a_row >= self.limit:
-            raise RunAborted(
-                f"the model failed on {self.in_a_row} videos in a row (last error: "
-                f"{format_error(self.last_error)}); stopping. Fix the model, then re-run with "
-                "--retry-errors to ask these again."
-            )
 
 
 def _model_calls(pending: dict[str, list[Question]], batch_size: int, pack: bool) -> Iterator[list[Question]]:
