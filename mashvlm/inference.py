@@ -18,6 +18,7 @@ from .modeling.conversion import (
     load_checkpoint_config,
     read_json_object,
 )
+from .modeling.processing_mash_vlm import conversation_messages
 
 
 def check_mashvlm_dir(path: str | os.PathLike) -> Path:
@@ -117,47 +118,73 @@ class VideoChat:
         questions: Sequence[Sequence[str]],
         *,
         max_new_tokens: int = 64,
+        system: str | None | Sequence[str | None] = None,
+        answer_prefixes: Sequence[Sequence[str]] | None = None,
     ) -> list[list[str]]:
         """Greedy answers to ``questions[i]`` (several questions) about ``videos[i]``, all in one batch.
 
-        A video is a path or ``[T, H, W, 3]`` frames. Every prompt is ``[system text, video block,
-        question]``, and its tokens up to the end of the video block attend only to each other, so their
-        KV cache is the same for every question about the video: it is computed once per video (the vision
-        tower included) and copied to each question. The questions are left-padded against it (the padding
-        sits between the prefix and the question; both Harmonic-RoPE streams and the attention mask skip
-        padding wherever it is), so the answers are those of asking one question at a time.
+        A video is a path or ``[T, H, W, 3]`` frames. ``system``: the system prompt of every video (None: the
+        chat template's own), or one per video. ``answer_prefixes`` (shaped as ``questions``): text the
+        answer starts with, rendered after ``ASSISTANT:``; the answer returned is its continuation.
+
+        Every prompt is ``[system text, video block, question, answer prefix]``, and its tokens up to the end
+        of the video block attend only to each other, so their KV cache is the same for every question about
+        the video: it is computed once per video (the vision tower included) and copied to each question.
+        The questions are left-padded against it (the padding sits between the prefix and the question, and
+        before the prefixes of videos whose system prompt is shorter; both Harmonic-RoPE streams and the
+        attention mask skip padding wherever it is), so the answers are those of asking one question at a time.
         """
         if len(videos) != len(questions):
             raise ValueError(f"{len(videos)} videos but {len(questions)} lists of questions")
+        systems = [system] * len(videos) if system is None or isinstance(system, str) else list(system)
+        if len(systems) != len(videos):
+            raise ValueError(f"{len(videos)} videos but {len(systems)} system prompts")
+        if answer_prefixes is None:
+            answer_prefixes = [[""] * len(qs) for qs in questions]
+        if [len(a) for a in answer_prefixes] != [len(qs) for qs in questions]:
+            raise ValueError("answer_prefixes must hold one prefix per question, shaped as questions")
         owner = [v for v, qs in enumerate(questions) for _ in qs]
-        flat = [q for qs in questions for q in qs]
-        if not flat:
+        prompts = [
+            render_question(self.processor, q, system=systems[v], answer_prefix=a)
+            for v, (qs, prefixes) in enumerate(zip(questions, answer_prefixes, strict=True))
+            for q, a in zip(qs, prefixes, strict=True)
+        ]
+        if not prompts:
             return [[] for _ in videos]
         processor, tokenizer = self.processor, self.processor.tokenizer
-        prefix, suffixes = split_video_prefix(
-            [processor.expand_video_tokens(processor.build_prompt(q), self.video_token_types) for q in flat],
+        prefixes, suffixes = split_video_prefixes(
+            [processor.expand_video_tokens(p, self.video_token_types) for p in prompts],
+            owner,
             tokenizer,
             (processor.video_temporal_token_id, processor.video_spatial_token_id),
         )
+        # A video without questions is not encoded.
+        asked = sorted(set(owner))
         pixels = torch.stack(
             [
                 processor.preprocess_video(processor.load_video(v) if isinstance(v, (str, os.PathLike)) else v)
-                for v in videos
+                for v in (videos[i] for i in asked)
             ]
         ).to(self.device, self.model.dtype)
-        prefix_ids = torch.tensor([prefix], device=self.device)
+        prefix = tokenizer.pad(
+            {"input_ids": [prefixes[i] for i in asked]}, padding_side="left", return_tensors="pt"
+        ).to(self.device)
+        # Prefixes of one length (one system prompt) need no mask: the prefill is exactly a lone prompt's.
+        prefix_mask = None if bool(prefix["attention_mask"].all()) else prefix["attention_mask"]
         # One prefill per video (vision tower included), then a copy of its cache for each question.
         cache = self.model(
-            input_ids=prefix_ids.expand(len(videos), -1),
+            input_ids=prefix["input_ids"],
+            attention_mask=prefix_mask,
             pixel_values_videos=pixels,
             use_cache=True,
             logits_to_keep=1,
             video_token_types=self.video_token_types,
         ).cache
-        cache.batch_select_indices(torch.tensor(owner, device=self.device))
+        row = torch.tensor([asked.index(v) for v in owner], device=self.device)
+        cache.batch_select_indices(row)
         padded = tokenizer.pad({"input_ids": suffixes}, padding_side="left", return_tensors="pt").to(self.device)
-        input_ids = torch.cat([prefix_ids.expand(len(flat), -1), padded["input_ids"]], dim=1)
-        attention_mask = torch.cat([torch.ones_like(input_ids[:, : len(prefix)]), padded["attention_mask"]], dim=1)
+        input_ids = torch.cat([prefix["input_ids"][row], padded["input_ids"]], dim=1)
+        attention_mask = torch.cat([prefix["attention_mask"][row], padded["attention_mask"]], dim=1)
         output = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -212,6 +239,22 @@ def _video_key(video: object) -> object:
     return os.fspath(video) if isinstance(video, (str, os.PathLike)) else id(video)
 
 
+def render_question(
+    processor: MashVlmProcessor, question: str, *, system: str | None = None, answer_prefix: str = ""
+) -> str:
+    """The chat template's one-turn prompt about a video, ready for the answer: ``system`` is its system
+    message (None: the template's own) and ``answer_prefix`` the start of the answer (rendered with
+    ``continue_final_message``, so the prompt ends inside the assistant's message)."""
+    if system is None and not answer_prefix:
+        return processor.build_prompt(question)  # the same template; its renders are cached
+    messages = conversation_messages([(question, answer_prefix or None)])
+    if system is not None:
+        messages.insert(0, {"role": "system", "content": system})
+    return processor.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=not answer_prefix, continue_final_message=bool(answer_prefix)
+    )
+
+
 def split_video_prefix(
     prompts: Sequence[str], tokenizer, video_token_ids: tuple[int, int]
 ) -> tuple[list[int], list[list[int]]]:
@@ -221,10 +264,28 @@ def split_video_prefix(
     Raises ``ValueError`` if the prompts do not share that prefix (one video block each, the same
     template), since only then is the prefix's KV cache the same for all of them.
     """
+    (prefix,), suffixes = split_video_prefixes(prompts, [0] * len(prompts), tokenizer, video_token_ids)
+    return prefix, suffixes
+
+
+def split_video_prefixes(
+    prompts: Sequence[str], owner: Sequence[int], tokenizer, video_token_ids: tuple[int, int]
+) -> tuple[dict[int, list[int]], list[list[int]]]:
+    """Token ids of ``prompts`` (video placeholders expanded) as the prefix of each video ``owner[i]`` up to
+    and including the last video placeholder, and each prompt's own rest.
+
+    Raises ``ValueError`` if the prompts about one video do not share that prefix (one video block each,
+    the same template and system prompt), since only then is the prefix's KV cache the same for all of them.
+    """
     rows = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
     video = set(video_token_ids)
     splits = [max((i + 1 for i, t in enumerate(row) if t in video), default=0) for row in rows]
-    prefix = rows[0][: splits[0]]
-    if not prefix or any(row[:cut] != prefix for row, cut in zip(rows, splits, strict=True)):
-        raise ValueError("the prompts do not share one prefix ending with the video block (one <video> each)")
-    return prefix, [row[cut:] for row, cut in zip(rows, splits, strict=True)]
+    prefixes: dict[int, list[int]] = {}
+    for v, row, cut in zip(owner, rows, splits, strict=True):
+        prefix = prefixes.setdefault(v, row[:cut])
+        if not cut or row[:cut] != prefix:
+            raise ValueError(
+                "the prompts about one video do not share one prefix ending with the video block "
+                "(one <video> each, one system prompt)"
+            )
+    return prefixes, [row[cut:] for row, cut in zip(rows, splits, strict=True)]

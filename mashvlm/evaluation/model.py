@@ -42,22 +42,28 @@ class EvalModel(Protocol):
 
 def mashvlm_prompt_text(processor: Any, prompt: ChatPrompt) -> str:
     """The checkpoint's chat-template prompt, with ``prompt``'s system prompt and answer prefix."""
-    messages: list[dict] = []
-    if prompt.system is not None:
-        messages.append({"role": "system", "content": prompt.system})
-    messages.append({"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt.user}]})
-    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return text + (f" {prompt.answer_prefix}" if prompt.answer_prefix else "")
+    from mashvlm.inference import render_question
+
+    return render_question(processor, prompt.user, system=prompt.system, answer_prefix=prompt.answer_prefix)
 
 
 class MashVlmEvalModel:
     """:class:`EvalModel` for a MASH-VLM checkpoint directory or an in-memory model + processor."""
 
     def __init__(self, model: Any, processor: Any, name: str = "mash-vlm"):
-        self.model = model.eval()
-        self.processor = processor
+        from mashvlm.inference import VideoChat
+
+        self.chat = VideoChat(model, processor)
         self.name = name
         self.num_frames = int(processor.num_frames)
+
+    @property
+    def model(self) -> Any:
+        return self.chat.model
+
+    @property
+    def processor(self) -> Any:
+        return self.chat.processor
 
     @classmethod
     def from_pretrained(
@@ -76,20 +82,20 @@ class MashVlmEvalModel:
         return cls(chat.model, chat.processor, name=Path(model_dir).name)
 
     def generate(self, frames: np.ndarray, prompts: Sequence[ChatPrompt], *, max_new_tokens: int) -> list[str]:
-        import torch
-
-        texts = [mashvlm_prompt_text(self.processor, p) for p in prompts]
-        # The frames are decoded once; the processor normalises them once per prompt of the batch.
-        inputs = self.processor(texts, videos=[frames] * len(texts)).to(self.model.device)
-        inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self.model.dtype)
-        tok = self.processor.tokenizer
-        with torch.inference_mode():
-            output = self.model.generate(
-                **inputs,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
-                eos_token_id=tok.eos_token_id,
-            )
-        new_tokens = output[:, inputs["input_ids"].shape[1] :]
-        return list(self.processor.batch_decode(new_tokens, skip_special_tokens=True))
+        """``VideoChat.answer_videos``: the video is encoded once (once per distinct system prompt, which
+        precedes the video in the template) and the prompts are answered in one left-padded batch, with the
+        answers of one prompt at a time (stripped of surrounding whitespace)."""
+        systems = list(dict.fromkeys(p.system for p in prompts))
+        groups = [[i for i, p in enumerate(prompts) if p.system == s] for s in systems]
+        answers = self.chat.answer_videos(
+            [frames] * len(systems),
+            [[prompts[i].user for i in group] for group in groups],
+            system=systems,
+            answer_prefixes=[[prompts[i].answer_prefix for i in group] for group in groups],
+            max_new_tokens=max_new_tokens,
+        )
+        texts: list[str] = [""] * len(prompts)
+        for group, group_answers in zip(groups, answers, strict=True):
+            for i, text in zip(group, group_answers, strict=True):
+                texts[i] = text
+        return texts

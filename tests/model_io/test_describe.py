@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mashvlm.cli import main as cli_main
-from mashvlm.inference import VideoChat, check_mashvlm_dir
+from mashvlm.inference import VideoChat, check_mashvlm_dir, render_question
 from mashvlm.modeling.conversion import CheckpointError
 from mashvlm.modeling.tiny import tiny_model
 from mashvlm.video import VideoTooShortError
@@ -65,9 +65,10 @@ def test_checkpoint_without_weights_is_named(checkpoint, tmp_path):
         check_mashvlm_dir(tmp_path)
 
 
-def _greedy(model, processor, frames, question: str, steps: int) -> str:
-    """One question, no cache, no padding: a full forward per generated token (never a video placeholder)."""
-    inputs = processor(processor.build_prompt(question), videos=frames)
+def _greedy(model, processor, frames, question: str, steps: int, prompt: str | None = None) -> str:
+    """One question (or one full ``prompt``), no cache, no padding: a full forward per generated token (never
+    a video placeholder)."""
+    inputs = processor(prompt if prompt is not None else processor.build_prompt(question), videos=frames)
     ids = inputs["input_ids"]
     placeholders = [processor.video_temporal_token_id, processor.video_spatial_token_id]
     with torch.no_grad():
@@ -120,3 +121,56 @@ def test_video_placeholders_are_never_generated(checkpoint):
         assert int(model(**inputs).logits[0, -1].argmax()) == processor.video_temporal_token_id
     answers = chat.answer_videos([frames], [["Hi", "Is someone running?"]], max_new_tokens=3)
     assert answers == [[_greedy(model, processor, frames, q, 3) for q in ("Hi", "Is someone running?")]]
+
+
+def test_answer_videos_with_system_prompts_and_answer_prefixes():
+    """A system prompt per video (they precede the video, so the shared prefixes differ in length and are
+    left-padded against each other) and an answer prefix per question (after "ASSISTANT:"): each answer is
+    the greedy continuation of that full prompt alone; one vision-tower pass over the videos."""
+    from mashvlm.modeling.tiny import tiny_processor_and_config
+
+    # an init larger than Llama's 0.02: the random model's answers then depend on the whole context
+    processor, config = tiny_processor_and_config(["Is someone running? Yes. No. Answer briefly."],
+                                                  text_initializer_range=0.2)
+    chat = VideoChat(tiny_model(config), processor)
+    rng = np.random.default_rng(2)
+    videos = [rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    questions = [["Is someone running?", "Why?"], ["Is someone running on a beach?"], ["Hi", "Is someone jumping?"]]
+    system = ["Answer briefly.", None, "You watch videos of people on a beach and say what they do, in detail."]
+    prefixes = [["Yes,", ""], ["No"], ["", "The person is"]]
+    tower_batches = []
+    hook = chat.model.model.vision_tower.register_forward_hook(lambda m, args, out: tower_batches.append(len(args[0])))
+    try:
+        answers = chat.answer_videos(videos, questions, system=system, answer_prefixes=prefixes, max_new_tokens=5)
+    finally:
+        hook.remove()
+    assert tower_batches == [3 * 4]
+    expected = [
+        [_greedy(chat.model, processor, v, q, 5, prompt=render_question(processor, q, system=s, answer_prefix=a))
+         for q, a in zip(qs, ps, strict=True)]
+        for v, qs, s, ps in zip(videos, questions, system, prefixes, strict=True)
+    ]
+    assert answers == expected
+    assert len({a for row in answers for a in row}) > 3
+    # one system prompt for all videos, given once
+    same = chat.answer_videos(videos[:2], questions[:2], system="Answer briefly.", max_new_tokens=5)
+    assert same[0][0] == _greedy(chat.model, processor, videos[0], "", 5,
+                                 prompt=render_question(processor, questions[0][0], system="Answer briefly."))
+    assert len(same[1]) == 1
+
+
+def test_render_question_uses_the_chat_template(tiny_parts):
+    processor, _ = tiny_parts
+    assert render_question(processor, "Why?") == processor.build_prompt("Why?")
+    assert render_question(processor, "Why?", system="Be brief.") == "Be brief. USER: <video>\nWhy? ASSISTANT:"
+    with_prefix = render_question(processor, "Why?", answer_prefix="Best option:(")
+    assert with_prefix == processor.build_prompt("Why?") + " Best option:("
+
+
+def test_answer_videos_rejects_misshaped_options(checkpoint):
+    chat = VideoChat.from_pretrained(checkpoint, device="cpu")
+    frames = np.zeros((4, 32, 32, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="answer_prefixes"):
+        chat.answer_videos([frames], [["Hi", "Why?"]], answer_prefixes=[["Yes"]])
+    with pytest.raises(ValueError, match="system prompts"):
+        chat.answer_videos([frames], [["Hi"]], system=["a", "b"])
