@@ -1,4 +1,4 @@
-"""``mashvlm eval mvbench|vcg|qa``: the paper's general benchmarks (docs/evaluation.md)."""
+"""``mashvlm eval mvbench|vcg|qa|qa-convert|table4``: the paper's general benchmarks (docs/evaluation.md)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=positive_int, default=256)
     _judge_flags(p)
     p.set_defaults(func=cmd_qa)
+
+    p = sub.add_parser("qa-convert", help="original MSRVTT-QA / MSVD-QA / TGIF-QA FrameQA files -> test_q/test_a",
+                       description="Convert an original zero-shot QA annotation file into the test_q.json / "
+                                   "test_a.json layout that 'eval qa' reads.")
+    p.add_argument("--format", required=True, choices=("msrvtt-qa", "msvd-qa", "tgif-frameqa"),
+                   help="msrvtt-qa / msvd-qa: {train,val,test}_qa.json; tgif-frameqa: Test_frameqa_question.csv")
+    p.add_argument("--input", type=Path, required=True, help="the original annotation file")
+    p.add_argument("--mapping", type=Path,
+                   help="msvd-qa only: youtube_mapping.txt, to name videos by YouTube clip (default: vidN)")
+    p.add_argument("--out-dir", type=Path, required=True, help="where test_q.json and test_a.json go")
+    p.set_defaults(func=cmd_qa_convert)
+
+    p = sub.add_parser("table4", help="combine 'eval qa' results of the four datasets into Table 4",
+                       description="Read the qa_<dataset>_results.json of 'eval qa' runs and write Table 4 "
+                                   "(table4.json, table4.txt).")
+    p.add_argument("--results", type=Path, nargs="+", required=True, metavar="PATH",
+                   help="qa_<dataset>_results.json files or 'eval qa' output folders, one run per dataset")
+    p.add_argument("--output-dir", type=Path, required=True)
+    p.add_argument("--method", help="the row's name (default: the model name)")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="combine runs of different models or judges (recorded as warnings)")
+    p.set_defaults(func=cmd_table4)
 
 
 def _model_flags(p: argparse.ArgumentParser) -> None:
@@ -116,4 +138,21 @@ def cmd_qa(args: argparse.Namespace) -> int:
                           progress=not args.no_progress, judge_workers=args.judge_workers,
                           max_new_tokens=args.max_new_tokens)
     _print(results, args.output_dir / f"qa_{args.dataset}_table.txt")
+    return 0
+
+
+def cmd_qa_convert(args: argparse.Namespace) -> int:
+    from .run import convert_qa
+
+    summary = convert_qa(args.format, args.input, args.out_dir, mapping=args.mapping)
+    print(f"{summary['questions']} questions on {summary['videos']} videos -> {summary['test_q']}, "
+          f"{summary['test_a']} (eval qa --dataset {summary['dataset']})")
+    return 0
+
+
+def cmd_table4(args: argparse.Namespace) -> int:
+    from .run import build_table4
+
+    build_table4(args.results, args.output_dir, method=args.method, allow_mixed=args.allow_mixed)
+    print((args.output_dir / "table4.txt").read_text(encoding="utf-8"), end="")
     return 0

@@ -153,6 +153,66 @@ def evaluate_qa(model: EvalModel, judge: EvalJudge, dataset: str, questions: Pat
     return results
 
 
+def convert_qa(fmt: str, input_path: Path, out_dir: Path, *, mapping: Path | None = None) -> dict[str, Any]:
+    """An original QA annotation file (``qa_formats.FORMATS``) -> ``out_dir/test_q.json`` + ``test_a.json``,
+    each written atomically. Returns counts for the report."""
+    from mashvlm.errors import UsageError
+    from mashvlm.files import write_json_atomic
+
+    from . import qa_formats
+
+    if mapping is not None and fmt != "msvd-qa":
+        raise UsageError(f"--mapping is for msvd-qa (youtube_mapping.txt), not {fmt}")
+    text = qa_formats.read_text(input_path, "annotation")
+    mapping_text = None if mapping is None else qa_formats.read_text(mapping, "mapping")
+    pairs = qa_formats.convert(fmt, text, str(input_path), mapping_text, None if mapping is None else str(mapping))
+    questions, answers = qa_formats.split_records(pairs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out_dir / "test_a.json", answers)
+    write_json_atomic(out_dir / "test_q.json", questions)
+    return {"format": fmt, "dataset": qa_formats.DATASET_OF[fmt], "input": str(input_path),
+            "questions": len(pairs), "videos": len({p.video_name for p in pairs}),
+            "test_q": str(out_dir / "test_q.json"), "test_a": str(out_dir / "test_a.json")}
+
+
+def _results_files(path: Path) -> list[Path]:
+    """A ``qa_*_results.json`` file, or those in a folder (an ``eval qa`` output directory)."""
+    from mashvlm.errors import UsageError
+
+    if path.is_dir():
+        found = sorted(path.glob("qa_*_results.json"))
+        if not found:
+            raise UsageError(f"{path}: no qa_<dataset>_results.json in this folder (an 'eval qa' --output-dir?)")
+        return found
+    if not path.exists():
+        raise UsageError(f"{path}: no such results file or folder")
+    return [path]
+
+
+def build_table4(results: Sequence[Path], output_dir: Path, *, method: str | None = None,
+                 allow_mixed: bool = False) -> dict[str, Any]:
+    """Read the ``eval qa`` results of up to four datasets and write ``table4.json`` and ``table4.txt``."""
+    import json
+
+    from mashvlm.errors import FormatError
+    from mashvlm.files import write_json_atomic, write_text_atomic
+
+    runs = []
+    for path in [f for p in results for f in _results_files(Path(p))]:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise FormatError(path, err.lineno, None, f"not JSON ({err.msg})") from None
+        runs.append(videoqa.parse_qa_results(data, str(path)))
+    combined = videoqa.combine_table4(runs, method=method, allow_mixed=allow_mixed)
+    for warning in combined["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(output_dir / "table4.json", combined)
+    write_text_atomic(output_dir / "table4.txt", videoqa.table4_text(combined))
+    return combined
+
+
 def default_model_loader(model_dir: str | os.PathLike[str], device: str | None, dtype: str | None) -> EvalModel:
     from .model import MashVlmEvalModel
 

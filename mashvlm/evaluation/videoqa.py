@@ -21,7 +21,7 @@ from typing import Any
 from mashvlm.errors import FormatError
 
 from .common import EvalItem, VideoRef, format_table, read_json_list
-from .judge import literal_dict, parse_score_value
+from .judge import PAPER_JUDGE, literal_dict, parse_score_value
 from .model import ChatPrompt
 from .vcg import find_video
 
@@ -134,3 +134,127 @@ def table(model_name: str, results: Mapping[str, Mapping[str, Any]]) -> str:
         row += ["-" if r["accuracy"] is None else f"{r['accuracy']:.1f}",
                 "-" if r["score"] is None else f"{r['score']:.1f}"]
     return format_table(header, [row])
+
+
+# --- Table 4: the four datasets' results in one table ---------------------------------------------------
+@dataclass(frozen=True)
+class QaRunResult:
+    """One dataset's numbers, read from the ``qa_{dataset}_results.json`` of an ``eval qa`` run."""
+
+    source: str
+    dataset: str
+    model: str
+    judge_model: str
+    comparable_with_paper: bool
+    accuracy: float | None
+    score: float | None
+    judged: int
+    missing: int
+    generation_failed: int
+    total: int | None
+
+
+def _count(data: Mapping[str, Any], key: str, path: str) -> int:
+    value = data.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise FormatError(path, None, key, f"needs a count >= 0, got {value!r} (not an 'eval qa' results file?)")
+    return value
+
+
+def _mean(data: Mapping[str, Any], key: str, path: str, upper: float) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= upper:
+        raise FormatError(path, None, key, f"needs a number in 0-{upper:g} or null, got {value!r}")
+    return float(value)
+
+
+def parse_qa_results(data: object, path: str) -> QaRunResult:
+    """Validate one ``qa_{dataset}_results.json`` (as :func:`mashvlm.evaluation.run.evaluate_qa` writes it)."""
+    if not isinstance(data, Mapping) or data.get("benchmark") != "qa":
+        raise FormatError(path, None, "benchmark", "not a results file of 'mashvlm eval qa'")
+    dataset = data.get("dataset")
+    if dataset not in DATASETS:
+        raise FormatError(path, None, "dataset", f"{dataset!r} is not one of {', '.join(DATASETS)}")
+    model, judge = data.get("model"), data.get("judge")
+    if not isinstance(model, str):
+        raise FormatError(path, None, "model", "needs the model's name")
+    if not isinstance(judge, Mapping) or not isinstance(judge.get("model"), str):
+        raise FormatError(path, None, "judge.model", "needs the judge model's name")
+    generation = data.get("generation")
+    total = generation.get("total") if isinstance(generation, Mapping) else None
+    return QaRunResult(
+        source=path, dataset=dataset, model=model, judge_model=judge["model"],
+        comparable_with_paper=judge.get("comparable_with_paper") is True,
+        accuracy=_mean(data, "accuracy", path, 100.0), score=_mean(data, "score", path, 5.0),
+        judged=_count(data, "judged", path), missing=_count(data, "missing", path),
+        generation_failed=_count(data, "generation_failed", path),
+        total=total if isinstance(total, int) and not isinstance(total, bool) else None)
+
+
+def combine_table4(runs: Sequence[QaRunResult], *, method: str | None = None,
+                   allow_mixed: bool = False) -> dict[str, Any]:
+    """The numbers of Table 4 from one run per dataset (any subset of the four).
+
+    Runs of different models or judges are not one row of the paper's table: refused (``UsageError``
+    naming the files) unless ``allow_mixed``, when each difference is recorded in ``warnings``.
+    """
+    from mashvlm.errors import UsageError
+
+    if not runs:
+        raise UsageError("no results to combine")
+    by_dataset: dict[str, QaRunResult] = {}
+    for run in runs:
+        if run.dataset in by_dataset:
+            raise UsageError(f"two results for {TABLE_NAMES[run.dataset]}: {by_dataset[run.dataset].source} and "
+                             f"{run.source}; give one per dataset")
+        by_dataset[run.dataset] = run
+    warnings = []
+    for what, attr in (("models", "model"), ("judges", "judge_model")):
+        values = {getattr(r, attr) for r in runs}
+        if len(values) > 1:
+            which = "; ".join(f"{r.source}: {getattr(r, attr)}" for r in runs)
+            message = f"the results come from different {what} ({which})"
+            if not allow_mixed:
+                raise UsageError(f"{message}: they are not one row of Table 4 (--allow-mixed to combine anyway)")
+            warnings.append(message)
+    not_paper = [r.source for r in runs if not r.comparable_with_paper]
+    if not_paper:
+        judges = ", ".join(sorted({r.judge_model for r in runs if not r.comparable_with_paper}))
+        warnings.append(f"the judge {judges} is not the paper's {PAPER_JUDGE}: not comparable with the paper's "
+                        f"numbers ({', '.join(not_paper)})")
+    datasets: dict[str, dict[str, Any] | None] = {}
+    for name in DATASETS:
+        r = by_dataset.get(name)
+        datasets[name] = None if r is None else {
+            "accuracy": r.accuracy, "score": r.score, "judged": r.judged, "missing": r.missing,
+            "generation_failed": r.generation_failed, "questions": r.total, "model": r.model,
+            "judge": r.judge_model, "source": r.source}
+    models = sorted({r.model for r in runs})
+    return {"table": "4", "method": method or " + ".join(models), "models": models,
+            "judges": sorted({r.judge_model for r in runs}), "datasets": datasets,
+            "missing_datasets": [TABLE_NAMES[n] for n in DATASETS if datasets[n] is None], "warnings": warnings}
+
+
+def _one_decimal(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def table4_text(combined: Mapping[str, Any]) -> str:
+    """Table 4's layout (``Method`` then Acc and Score per dataset, '-' where there is no run), then the
+    counts behind each column (questions, judged, missing judgments, failed generations) and warnings."""
+    datasets = combined["datasets"]
+    header, row = ["Method"], [combined["method"]]
+    for name in DATASETS:
+        d = datasets[name]
+        header += [f"{TABLE_NAMES[name]} Acc", f"{TABLE_NAMES[name]} Score"]
+        row += ["-", "-"] if d is None else [_one_decimal(d["accuracy"]), _one_decimal(d["score"])]
+    counts_rows = []
+    for label, key in (("questions", "questions"), ("judged", "judged"), ("missing judgments", "missing"),
+                       ("generation failed", "generation_failed")):
+        counts_rows.append([label] + ["-" if datasets[n] is None or datasets[n][key] is None else str(datasets[n][key])
+                                      for n in DATASETS])
+    text = format_table(header, [row]) + "\n" + format_table(["Counts"] + [TABLE_NAMES[n] for n in DATASETS],
+                                                             counts_rows)
+    return text + "".join(f"warning: {w}\n" for w in combined["warnings"])
