@@ -5,6 +5,8 @@ Video-LLaVA's copies for the other sets): ``test_q.json``, a list of ``{"video_n
 "question_id"}``, and ``test_a.json``, a list of ``{"answer", "type", "question_id"}``. Answers are paired
 with questions by ``question_id`` (the reference pairs them by an index it never advances). Videos are
 ``video_dir/{prefix}{video_name}{ext}``; ActivityNet's files carry a ``v_`` prefix, TGIF's are gifs.
+The original MSRVTT-QA / MSVD-QA / TGIF-QA FrameQA files are converted to this layout by :mod:`.qa_formats`;
+:func:`combine_table4` puts the four datasets' results into Table 4.
 
 Judge: the prompt of ``quantitative_evaluation/evaluate_activitynet_qa.py`` (mbzuai-oryx/Video-ChatGPT,
 commit 69ea1db), quoted exactly; accuracy = yes / (yes + no), score = mean of ``int(score)``.
