@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--test-unusual", type=non_negative_int, default=None, help="unusual-context test videos (160)")
     p.add_argument("--test-scene-only", type=non_negative_int, default=None, help="scene-only test videos (80)")
     p.add_argument("--test-motion", type=non_negative_int, default=None,
-                   help="motion-control test videos: actions in neutral scenes never paired with them in train (160)")
+                   help="motion-control test videos: actions in scenes never paired with them in train (160)")
     p.add_argument("--size", type=_size, default=None, metavar="N|WxH", help="frame size, even (64)")
     p.add_argument("--frames", type=int, default=None, help="frames per video (16)")
     p.add_argument("--fps", type=float, default=None, help="frames per second (8)")
@@ -55,8 +55,13 @@ def register(subparsers: Any) -> None:
         help="scenes typical of no action, for the motion control and the neutral training share "
         "(default: library kitchen; none given: no neutral scenes, no motion control)",
     )
+    p.add_argument(
+        "--control-scenes", nargs="*", default=None, metavar="SCENE",
+        help="neutral scenes kept for the motion control, shown in train only empty (default: kitchen; "
+        "none given: each action is held out in one neutral scene and shown in training in the others)",
+    )
     p.add_argument("--neutral-frac", type=float, default=None,
-                   help="train: share of videos showing an action in a neutral scene (0.1)")
+                   help="train: share of videos showing an action in a neutral scene outside the control scenes (0.2)")
     p.add_argument("--qa-per-video", type=int, default=None, help="instruction QA entries per train video, 6-8 (6)")
     p.add_argument("--workers", type=positive_int, default=None, help="rendering processes (default: up to 2)")
     p.add_argument("--force", action="store_true", help="delete the world in --out and regenerate it")
@@ -91,7 +96,9 @@ def config_from_args(args: argparse.Namespace):
     if args.neutral_scenes is not None:
         overrides["neutral_scenes"] = tuple(args.neutral_scenes)
         if not args.neutral_scenes:  # no neutral scene: nothing to draw in one
-            overrides["n_test_motion"], overrides["neutral_frac"] = 0, 0.0
+            overrides["n_test_motion"], overrides["neutral_frac"], overrides["control_scenes"] = 0, 0.0, ()
+    if args.control_scenes is not None:
+        overrides["control_scenes"] = tuple(args.control_scenes)
     return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 

@@ -33,7 +33,11 @@ class WorldConfig:
     # Scenes typical of no action, outside ``scenes`` (the biased ones): the motion control's scenes.
     neutral_scenes: tuple[str, ...] = NEUTRAL_SCENES
     # train: share of videos showing an action in a neutral scene (never a pair held out for the control)
-    neutral_frac: float = 0.1
+    neutral_frac: float = 0.2
+    # Neutral scenes kept for the motion control: shown in training only empty, never with an actor, so
+    # that the scene says nothing about which action happens there. Empty: the held-out-pairs rule
+    # (``motion_control_scene``), where each action is held out in one neutral scene and shown in the others.
+    control_scenes: tuple[str, ...] = ()
     n_train: int = 1200
     n_test_usual: int = 160
     n_test_unusual: int = 160
@@ -50,6 +54,7 @@ class WorldConfig:
         object.__setattr__(self, "actions", tuple(self.actions))
         object.__setattr__(self, "scenes", tuple(self.scenes))
         object.__setattr__(self, "neutral_scenes", tuple(self.neutral_scenes))
+        object.__setattr__(self, "control_scenes", tuple(self.control_scenes))
         object.__setattr__(self, "pan_speed", tuple(float(v) for v in self.pan_speed))
         object.__setattr__(self, "typical_scene", {a: self.typical_scene[a] for a in self.actions
                                                    if a in self.typical_scene})
@@ -79,8 +84,14 @@ class WorldConfig:
                      for s in self.neutral_scenes if s in self.typical_scene.values()]
         if self.n_test_motion and not self.neutral_scenes:
             problems.append("the motion control (n_test_motion > 0) needs neutral_scenes")
+        problems += [f"control scene {s!r} is not among neutral_scenes {list(self.neutral_scenes)}"
+                     for s in self.control_scenes if s not in self.neutral_scenes]
+        if len(set(self.control_scenes)) != len(self.control_scenes):
+            problems.append("control_scenes must be distinct")
         if self.neutral_frac and len(self.neutral_scenes) < 2:
             problems.append("neutral_frac > 0 needs at least 2 neutral scenes (one of them is held out per action)")
+        if self.neutral_frac and self.control_scenes and not set(self.neutral_scenes) - set(self.control_scenes):
+            problems.append("neutral_frac > 0 needs a neutral scene outside control_scenes to show actions in")
         for a in self.actions:
             if self.typical_scene.get(a) not in self.scenes:
                 problems.append(f"action {a!r} needs a typical scene among the world's scenes")
@@ -108,15 +119,17 @@ class WorldConfig:
     def motion_control_scene(self, action: str) -> str:
         """The neutral scene ``action`` is held out in: shown there only in ``test_motion``, never in train.
 
-        Action ``i`` (in ``actions`` order) is held out in neutral scene ``i mod len(neutral_scenes)``; the
-        training split may show it in the other neutral scenes.
+        Action ``i`` (in ``actions`` order) is held out in ``control_scenes[i mod len(control_scenes)]``, or,
+        without control scenes, in neutral scene ``i mod len(neutral_scenes)``, the training split then
+        showing it in the other neutral scenes.
         """
-        return self.neutral_scenes[self.actions.index(action) % len(self.neutral_scenes)]
+        held_out_in = self.control_scenes or self.neutral_scenes
+        return held_out_in[self.actions.index(action) % len(held_out_in)]
 
     def neutral_train_scenes(self, action: str) -> list[str]:
-        """The neutral scenes the training split may show ``action`` in (all but its held-out one)."""
+        """The neutral scenes the training split may show ``action`` in: not a control scene, not its held-out one."""
         held_out = self.motion_control_scene(action)
-        return [s for s in self.neutral_scenes if s != held_out]
+        return [s for s in self.neutral_scenes if s != held_out and s not in self.control_scenes]
 
     def typical_actions(self, scene: str) -> list[str]:
         """Actions whose typical scene is ``scene`` (empty for a neutral scene), in action order."""
@@ -125,7 +138,7 @@ class WorldConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["actions"], d["scenes"], d["pan_speed"] = list(self.actions), list(self.scenes), list(self.pan_speed)
-        d["neutral_scenes"] = list(self.neutral_scenes)
+        d["neutral_scenes"], d["control_scenes"] = list(self.neutral_scenes), list(self.control_scenes)
         return d
 
     @classmethod

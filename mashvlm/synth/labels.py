@@ -36,7 +36,7 @@ SCENES: tuple[str, ...] = tuple(TYPICAL_SCENE[a] for a in ACTIONS)
 
 # Extra scenes that can be drawn but are typical of no action ("neutral"). Opt-in through
 # ``WorldConfig.scenes``; their hallucination candidates use the fallback rule in ``world.py``.
-NEUTRAL_SCENES: tuple[str, ...] = ("library", "kitchen")
+NEUTRAL_SCENES: tuple[str, ...] = ("library", "kitchen", "office", "garage")
 
 ALL_SCENES: tuple[str, ...] = SCENES + NEUTRAL_SCENES
 
@@ -52,4 +52,6 @@ SCENE_PREPOSITION: dict[str, str] = {
     "kitchen": "in",
     "running track": "on",
     "playground": "in",
+    "office": "in",
+    "garage": "in",
 }

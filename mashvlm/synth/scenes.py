@@ -248,6 +248,35 @@ def _kitchen(rng, y, x, width):
     return img
 
 
+def _office(rng, y, x, width):
+    wall, desk = _jit(rng, (196, 200, 208), 10), _jit(rng, (92, 98, 112), 12)
+    img = np.empty(y.shape + (3,), np.float64)
+    img[:] = wall
+    # A row of window panes (pale blue) above desks, the panes' frames dark grey.
+    top, bottom = rng.uniform(0.12, 0.18), rng.uniform(0.42, 0.5)
+    pane = rng.uniform(0.22, 0.3)
+    in_pane = (np.mod(x + rng.uniform(0, pane), pane) > 0.03) & (y > top) & (y < bottom)
+    _paint(img, (y > top - 0.02) & (y < bottom + 0.02), _jit(rng, (70, 72, 80), 8))
+    _paint(img, in_pane, _jit(rng, (150, 190, 225), 12))
+    desk_top = rng.uniform(0.68, 0.74)
+    _paint(img, y > desk_top, desk)
+    _paint(img, _band(y, desk_top, 0.012), desk * 0.6)
+    return img
+
+
+def _garage(rng, y, x, width):
+    concrete, door = _jit(rng, (128, 126, 120), 10), _jit(rng, (110, 130, 150), 14)
+    img = np.empty(y.shape + (3,), np.float64)
+    img[:] = concrete
+    # A roll-up door: horizontal slats, over an oil-stained floor.
+    floor = rng.uniform(0.7, 0.78)
+    slat = rng.uniform(0.05, 0.07)
+    _paint(img, y < floor, door)
+    _paint(img, (y < floor) & (np.mod(y + rng.uniform(0, slat), slat) < 0.012), door * 0.55)
+    _paint(img, _band(y, floor, 0.015), _jit(rng, (235, 200, 40), 10))  # yellow kerb line
+    return img
+
+
 SCENE_DRAWERS: dict[str, Drawer] = {
     "beach": _beach,
     "snowy mountain": _snowy_mountain,
@@ -259,6 +288,8 @@ SCENE_DRAWERS: dict[str, Drawer] = {
     "kitchen": _kitchen,
     "running track": _running_track,
     "playground": _playground,
+    "office": _office,
+    "garage": _garage,
 }
 
 

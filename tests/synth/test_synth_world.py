@@ -103,7 +103,7 @@ def test_train_typical_rate_and_empty_share(rho):
     train = plan_split(config, 0, "train")
     acted = [v for v in train if v.action is not None and v.scene in SCENES]  # rho holds in the biased scenes
     assert len(train) == 1200 and sum(v.action is None for v in train) == 120
-    assert sum(v.scene in NEUTRAL_SCENES and v.action is not None for v in train) == 120  # neutral_frac 0.1
+    assert sum(v.scene in NEUTRAL_SCENES and v.action is not None for v in train) == 240  # neutral_frac 0.2
     assert abs(np.mean([v.typical for v in acted]) - rho) < 0.01
     for action in ACTIONS:  # the bias holds per action, not only on average
         mine = [v.typical for v in acted if v.action == action]
@@ -152,7 +152,10 @@ def test_unscene_annotations_hold_the_bias_and_never_the_ground_truth(tiny_world
 
 
 def test_motion_control_pairs_are_never_in_train():
+    # Default: each action is held out in one neutral scene (action i in scene i mod 4) and shown in
+    # training in the three others, so no neutral scene is new to a person and each shows 6 of 8 actions.
     config = WorldConfig()
+    assert config.control_scenes == () and len(NEUTRAL_SCENES) == 4
     plan = plan_world(config, 0)
     control = {(v.action, v.scene) for v in plan["test_motion"]}
     train = {(v.action, v.scene) for v in plan["train"]}
@@ -160,12 +163,26 @@ def test_motion_control_pairs_are_never_in_train():
     assert Counter(v.action for v in plan["test_motion"]) == {a: 20 for a in ACTIONS}
     assert {v.scene for v in plan["test_motion"]} == set(NEUTRAL_SCENES)
     assert all(v.typical is False for v in plan["test_motion"])
-    # Each action is shown in training in the neutral scene it is not held out in, and no neutral scene
-    # is any action's typical scene.
     for action in ACTIONS:
         (held_out,) = {s for a, s in control if a == action}
+        assert held_out == NEUTRAL_SCENES[ACTIONS.index(action) % 4]
         assert {s for a, s in train if a == action and s in NEUTRAL_SCENES} == set(NEUTRAL_SCENES) - {held_out}
+    for scene in NEUTRAL_SCENES:
+        assert len({a for a, s in train if s == scene and a is not None}) == 6
+    assert Counter(v.action for v in plan["train"] if v.scene in NEUTRAL_SCENES and v.action) == {a: 30 for a in ACTIONS}
     assert {s for a, s in train if a is None} == set(ALL_SCENES)
+
+
+def test_control_scenes_are_shown_in_training_only_empty():
+    # control_scenes: those neutral scenes show no actor in training; the others show every action.
+    config = WorldConfig(control_scenes=("kitchen",))
+    plan = plan_world(config, 0)
+    control = {(v.action, v.scene) for v in plan["test_motion"]}
+    train = {(v.action, v.scene) for v in plan["train"]}
+    assert {s for _, s in control} == {"kitchen"} and not control & train
+    assert not {a for a, s in train if s == "kitchen" and a is not None}
+    for scene in set(NEUTRAL_SCENES) - {"kitchen"}:
+        assert {a for a, s in train if s == scene and a is not None} == set(ACTIONS)
 
 
 def test_motion_control_annotations(tiny_world):
@@ -185,12 +202,18 @@ def test_neutral_scene_settings_are_checked():
     with pytest.raises(ValueError, match="typical scene of an action"):
         WorldConfig(neutral_scenes=("library", "beach"))
     with pytest.raises(ValueError, match="at least 2 neutral scenes"):
-        WorldConfig(neutral_scenes=("library",))
-    assert WorldConfig(neutral_scenes=("library",), neutral_frac=0.0).motion_control_scene("boxing") == "library"
+        WorldConfig(neutral_scenes=("library",), control_scenes=())
+    assert WorldConfig(neutral_scenes=("library",), control_scenes=(), neutral_frac=0.0).motion_control_scene(
+        "boxing") == "library"
     with pytest.raises(ValueError, match="needs neutral_scenes"):
-        WorldConfig(neutral_scenes=(), neutral_frac=0.0)
+        WorldConfig(neutral_scenes=(), control_scenes=(), neutral_frac=0.0)
     with pytest.raises(ValueError, match="at most 1"):
         WorldConfig(empty_frac=0.6, neutral_frac=0.5)
+    with pytest.raises(ValueError, match="not among neutral_scenes"):
+        WorldConfig(control_scenes=("beach",))
+    with pytest.raises(ValueError, match="outside control_scenes"):
+        WorldConfig(control_scenes=NEUTRAL_SCENES)
+    assert WorldConfig(control_scenes=("library", "kitchen"), neutral_frac=0.0).motion_control_scene("running") == "kitchen"
 
 
 def test_an_older_world_format_is_refused_by_name(tmp_path, tiny_config):
@@ -206,7 +229,8 @@ def test_an_older_world_format_is_refused_by_name(tmp_path, tiny_config):
 
 
 def test_neutral_scenes_fall_back_to_other_actions():
-    config = WorldConfig(scenes=SCENES + NEUTRAL_SCENES, neutral_scenes=(), neutral_frac=0.0, n_test_motion=0)
+    config = WorldConfig(scenes=SCENES + NEUTRAL_SCENES, neutral_scenes=(), control_scenes=(),
+                         neutral_frac=0.0, n_test_motion=0)
     for scene in NEUTRAL_SCENES:
         acts, scenes = hallucination_candidates(config, None, scene, "scene_only")
         assert acts == list(ACTIONS) and scenes == []
@@ -284,7 +308,7 @@ def test_test_split_questions_use_the_hallucination_candidates(tiny_world):
 
 def test_world_json_and_manifest(tiny_world):
     meta = json.loads((tiny_world.root / "world.json").read_text())
-    assert meta["format_version"] == FORMAT_VERSION == 3 and meta["seed"] == 3
+    assert meta["format_version"] == FORMAT_VERSION == 4 and meta["seed"] == 3
     assert meta["typical_scene"] == TYPICAL_SCENE and meta["actions"] == list(ACTIONS)
     assert WorldConfig.from_dict(meta["config"]) == tiny_world.config
     assert meta["content_hash"] == tiny_world.content_hash
