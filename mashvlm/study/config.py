@@ -111,10 +111,13 @@ class StudyConfig:
     tiny: dict[str, Any] = field(default_factory=lambda: dict(
         image_size=32, patch_size=8, num_frames=8, vision_hidden=64, vision_layers=3, text_hidden=128,
         text_layers=3, heads=4, text_initializer_range=0.088))
-    tower_steps: int = 1000
+    tower_steps: int = 3000
     tower_seed: int = 0
+    # Extra clips of the actor in every scene for the tower's frames (mashvlm.study.tower); without them
+    # the tower locates the person poorly in a scene the training videos never show one in.
+    tower_clips_per_scene: int = 40
     # Text-only pre-training of the Llama (mashvlm.study.language); 0 starts instruction tuning from random.
-    language_steps: int = 300
+    language_steps: int = 600
     language_seed: int = 0
     learning_rate: float = 3e-3
     weight_decay: float = 0.1
@@ -124,6 +127,9 @@ class StudyConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     variants: list[str] = field(default_factory=lambda: ["baseline", "mash"])
     max_new_tokens: int = 24
+    # Attention scores (Fig. 6/8) of baseline and MASH-VLM: at most this many action and scene questions
+    # of each question set per seed (0: off).
+    attention_questions: int = 40
 
     def __post_init__(self) -> None:
         from mashvlm.synth.config import WorldConfig
@@ -153,7 +159,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # ~3 minutes: a small world, short training; enough to see the pipeline work, not to compare models.
     "quick": dict(world=dict(n_train=320, n_test_usual=48, n_test_unusual=48, n_test_scene_only=24,
                              n_test_motion=48),
-                  tower_steps=150, language_steps=100, max_steps=250),
+                  tower_steps=150, tower_clips_per_scene=4, language_steps=100, max_steps=250),
     "default": {},
     "full": dict(seeds=[0, 1, 2], variants=_full_variants()),
 }

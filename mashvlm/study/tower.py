@@ -12,8 +12,11 @@ The tower is then frozen for instruction tuning, as in the paper.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +27,11 @@ from torch import nn
 from mashvlm.files import atomic_path
 from mashvlm.modeling import MashVlmConfig, MashVlmProcessor
 from mashvlm.study.optimise import fit
-from mashvlm.synth import World, render_spec
-from mashvlm.video import read_video_frames
+from mashvlm.synth import Clip, World, render_spec, render_video
+from mashvlm.video import read_video_frames, write_video
+
+# Seed stream of the tower's extra clips (any constant apart from the world's split codes).
+_TOWER_CORPUS = 7
 
 __all__ = ["TowerTargets", "frame_targets", "pretrain_vision_tower"]
 
@@ -39,22 +45,47 @@ class TowerTargets:
     patch_mask: torch.Tensor  # [F, g*g] 1.0 where the actor's centre lies in a patch
 
 
-def frame_targets(world: World, split: str, processor: MashVlmProcessor, grid: int) -> TowerTargets:
-    """Every frame of ``split`` (decoded from its mp4, as the model will see it) with its per-frame labels.
+def _clips_of_split(world: World, split: str) -> Iterator[tuple[np.ndarray, Clip]]:
+    for spec in world.split(split):
+        yield read_video_frames(world.path(spec), world.config.frames), render_spec(world.config, world.seed, spec)
 
-    Labels come from re-rendering each video (``render_spec`` is deterministic), so nothing is stored
+
+def _clips_in_every_scene(world: World, per_scene: int, seed: int) -> Iterator[tuple[np.ndarray, Clip]]:
+    """``per_scene`` clips of the actor in each scene, neutral and control scenes too, H.264 round-tripped.
+
+    CLIP has seen people in every kind of place. Frames of the world's training videos alone show the
+    actor only where the training split puts it, and a tower trained on them alone locates it poorly in a
+    scene it never saw it in (the motion control's, docs/synth.md). A single frame says nothing about the
+    action (the actor's position and size have the same distribution for every action), so these frames
+    add where a person can be, not what a person does.
+    """
+    config, scenes = world.config, world.config.all_scenes
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _TOWER_CORPUS]))
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(per_scene * len(scenes)):
+            action = config.actions[int(rng.integers(len(config.actions)))]
+            clip = render_video(action, scenes[i % len(scenes)], np.random.SeedSequence([seed, _TOWER_CORPUS, i]),
+                                config)
+            path = Path(tmp) / "clip.mp4"
+            write_video(path, clip.frames, config.fps, crf=config.crf, threads=1)  # threads=1: bit-reproducible
+            yield read_video_frames(path, config.frames), clip
+
+
+def frame_targets(world: World, clips: Iterable[tuple[np.ndarray, Clip]], processor: MashVlmProcessor,
+                  grid: int) -> TowerTargets:
+    """Every frame of ``clips`` (decoded from mp4, as the model will see it) with its per-frame labels.
+
+    Labels come from rendering each video (``render_spec`` is deterministic), so nothing is stored
     beside the world.
     """
     scenes = list(world.config.all_scenes)
     frames_per_video = world.config.frames
     pixels, scene, present, center, patch = [], [], [], [], []
-    for spec in world.split(split):
-        frames = read_video_frames(world.path(spec), frames_per_video)
+    for frames, clip in clips:
         pixels.append(processor.image_processor(images=list(frames), return_tensors="pt")["pixel_values"])
-        scene += [scenes.index(spec.scene)] * frames_per_video
-        clip = render_spec(world.config, world.seed, spec) if spec.action is not None else None
+        scene += [scenes.index(clip.scene)] * frames_per_video
         for t in range(frames_per_video):
-            if clip is None:
+            if clip.centers is None:  # no actor
                 present.append(0.0)
                 center.append((0.0, 0.0))
                 patch.append(np.zeros(grid * grid, np.float32))
@@ -115,6 +146,11 @@ def _take(t: TowerTargets, idx: torch.Tensor) -> TowerTargets:
     return TowerTargets(t.pixels[idx], t.scene[idx], t.present[idx], t.center[idx], t.patch_mask[idx])
 
 
+def _cat(a: TowerTargets, b: TowerTargets) -> TowerTargets:
+    return TowerTargets(*(torch.cat([x, y]) for x, y in zip(dataclasses.astuple(a), dataclasses.astuple(b),
+                                                             strict=True)))
+
+
 def pretrain_vision_tower(
     world: World,
     processor: MashVlmProcessor,
@@ -125,21 +161,26 @@ def pretrain_vision_tower(
     batch_size: int = 128,
     lr: float = 2e-3,
     seed: int = 0,
+    clips_per_scene: int = 0,
     progress: bool = True,
 ) -> dict[str, float]:
     """Train a ``CLIPVisionModel`` of ``config.vision_config`` on the world's train frames and save its
     weights (safetensors, the key layout of ``model.model.vision_tower``) to ``out_file``.
 
+    ``clips_per_scene`` > 0 adds that many clips of the actor in each scene (``_clips_in_every_scene``).
     Returns held-out (usual-context test frames) probe metrics: scene accuracy, person-present accuracy,
-    centre RMSE in half-frames. Written atomically; an existing file is reused by the caller.
+    centre RMSE in half-frames, and the centre RMSE on the motion control's frames. Written atomically; an
+    existing file is reused by the caller.
     """
     from safetensors.torch import save_file
     from transformers import AutoModel
 
     torch.manual_seed(seed)
     grid = config.vision_config.image_size // config.vision_config.patch_size
-    train = frame_targets(world, "train", processor, grid)
-    held_out = frame_targets(world, "test_usual", processor, grid)
+    train = frame_targets(world, _clips_of_split(world, "train"), processor, grid)
+    if clips_per_scene:
+        train = _cat(train, frame_targets(world, _clips_in_every_scene(world, clips_per_scene, seed), processor, grid))
+    held_out = frame_targets(world, _clips_of_split(world, "test_usual"), processor, grid)
     tower = AutoModel.from_config(config.vision_config)
     heads = _Heads(config.vision_config.hidden_size, len(world.config.all_scenes))
 
@@ -153,6 +194,11 @@ def pretrain_vision_tower(
     tower.eval()
     with torch.no_grad():
         _, metrics = _losses(tower, heads, config.vision_feature_layer, held_out)
+        if world.split("test_motion"):
+            # How well the person is located in the motion control's scenes, which may show it only there.
+            motion = frame_targets(world, _clips_of_split(world, "test_motion"), processor, grid)
+            _, motion_metrics = _losses(tower, heads, config.vision_feature_layer, motion)
+            metrics["motion_control_center_rmse"] = motion_metrics["center_rmse"]
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_file) as tmp:
