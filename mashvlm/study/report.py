@@ -8,8 +8,8 @@ from typing import Any
 from mashvlm.files import write_json_atomic, write_text_atomic
 from mashvlm.study.config import ABLATION_TABLES, VARIANTS
 
-__all__ = ["format_comparison", "format_ablations", "format_paired", "format_token_types", "plot_comparison",
-           "write_report"]
+__all__ = ["format_attention", "format_comparison", "format_ablations", "format_paired", "format_token_types",
+           "plot_comparison", "write_report"]
 
 _ROWS = (
     ("binary", "scene_only_action", "UNSCENE binary  scene-only action"),
@@ -59,9 +59,12 @@ def format_comparison(results: dict[str, Any], variants: list[str] | None = None
         digits = 2 if section == "open_ended" else 1
         lines.append(f"{title:40}" + "".join(f"{_cell(summary[v][section][key], digits):>{width + 2}}"
                                              for v in variants))
+    speed = [summary[v].get("training", {}).get("steps_per_second") for v in variants]
+    if all(stat and stat["mean"] is not None for stat in speed):
+        lines.append(f"{'training steps/s':40}" + "".join(f"{_cell(stat, 2):>{width + 2}}" for stat in speed))
     lines.append("")
     lines.append("Binary and controls: dual accuracy (%), a pair counts only if both answers are right.")
-    lines.append("Motion control: actions in neutral scenes never paired with them in training.")
+    lines.append("Motion control: actions in scenes typical of none, never paired with them in training.")
     lines.append("* open-ended 0-5 by the offline lexical judge: not comparable to GPT-judge numbers.")
     lines.append(f"seeds: {seeds}" + (" (mean ± sample std)" if len(seeds) > 1 else ""))
     return "\n".join(lines) + "\n"
@@ -103,6 +106,28 @@ def format_ablations(results: dict[str, Any]) -> str:
             lines.append(f"  {label:34}{_cell(s['binary']['average'], 1):>18}{_cell(s['usual']['average'], 1):>18}")
         blocks.append("\n".join(lines))
     return ("\n\n".join(blocks) + "\n") if blocks else ""
+
+
+def format_attention(results: dict[str, Any]) -> str:
+    """Fig. 6's numbers on the study's questions: attention mass the answer's tokens put on spatial and on
+    temporal tokens (mean over layers, then over seeds), per model and question category."""
+    table = results.get("attention")
+    if not table:
+        return ""
+    lines = ["Attention of the answer's tokens (Fig. 6; mass on spatial / temporal tokens, mean over layers)",
+             f"  {'':48}{'action questions':>22}{'scene questions':>22}"]
+    for name, title in (("unscene", "UNSCENE"), ("motion_control", "motion control")):
+        for variant in ("baseline", "mash"):
+            groups = (table.get(name) or {}).get(variant)
+            if not groups:
+                continue
+            cells = []
+            for category in ("action", "scene"):
+                stat = groups.get(category)
+                cells.append("-" if stat is None else
+                             f"{stat['spatial_to_text']['mean']:.3f} / {stat['temporal_to_text']['mean']:.3f}")
+            lines.append(f"  {title + ', ' + VARIANTS[variant][0]:48}" + "".join(f"{c:>22}" for c in cells))
+    return "\n".join(lines) + "\n"
 
 
 def format_token_types(results: dict[str, Any]) -> str:
@@ -158,9 +183,9 @@ def write_report(out_dir: Path, results: dict[str, Any]) -> str:
     paired = format_paired(results) if "mash" in main else ""
     if paired:
         text += "\n" + paired
-    token_types = format_token_types(results)
-    if token_types:
-        text += "\n" + token_types
+    for block in (format_token_types(results), format_attention(results)):
+        if block:
+            text += "\n" + block
     ablations = format_ablations(results)
     if ablations:
         text += "\n" + ablations

@@ -29,11 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from mashvlm.errors import UsageError
 from mashvlm.files import write_json_atomic
+from mashvlm.study.attention import attention_stage
 from mashvlm.study.config import StudyConfig, variant_options
 from mashvlm.study.stats import paired_difference, seed_stats
 
 if TYPE_CHECKING:
     from mashvlm.synth import World
+    from mashvlm.training.trainer import TrainResult
 
 __all__ = ["PretrainedParts", "StudyContext", "prepare_world", "prepare_tower", "prepare_language_model",
            "prepare_questions", "run_one", "run_study", "summarise", "paired_statistics"]
@@ -99,12 +101,14 @@ def prepare_tower(ctx: StudyContext) -> Path:
     processor, model_config = _tiny_parts(ctx.config)
     start = time.monotonic()
     metrics = pretrain_vision_tower(ctx.world, processor, model_config, path, steps=ctx.config.tower_steps,
-                                    seed=ctx.config.tower_seed, progress=ctx.progress)
+                                    seed=ctx.config.tower_seed, clips_per_scene=ctx.config.tower_clips_per_scene,
+                                    progress=ctx.progress)
     metrics["seconds"] = round(time.monotonic() - start, 1)
     write_json_atomic(metrics_file, metrics)
     ctx.log(
         f"vision tower: held-out frames scene acc {metrics['scene_acc']:.3f}, person acc "
-        f"{metrics['present_acc']:.3f}, centre RMSE {metrics['center_rmse']:.3f} ({metrics['seconds']} s)"
+        f"{metrics['present_acc']:.3f}, centre RMSE {metrics['center_rmse']:.3f}, in the motion control's frames "
+        f"{metrics.get('motion_control_center_rmse', float('nan')):.3f} ({metrics['seconds']} s)"
     )
     return path
 
@@ -199,7 +203,7 @@ def prepare_questions(ctx: StudyContext) -> tuple[Path, Path, Path | None]:
     return questions, usual_questions, motion_questions
 
 
-def _train(ctx: StudyContext, parts: PretrainedParts, run_dir: Path, variant: str, seed: int) -> Path:
+def _train(ctx: StudyContext, parts: PretrainedParts, run_dir: Path, variant: str, seed: int) -> TrainResult:
     from mashvlm.training.trainer import train
 
     config = ctx.config
@@ -224,7 +228,16 @@ def _train(ctx: StudyContext, parts: PretrainedParts, run_dir: Path, variant: st
         losses = [h["loss"] for h in result.log_history if "loss" in h]
         ctx.log(f"{variant} seed {seed}: trained {result.global_step} steps in {time.monotonic() - start:.0f} s, "
                 f"final loss {losses[-1]:.3f}" if losses else f"{variant} seed {seed}: trained")
-    return result.final_dir
+    return result
+
+
+def training_speed(result: TrainResult) -> dict[str, Any]:
+    """Steps, seconds and steps per second of a training run, from the Trainer's closing log entry (which
+    covers only the last session of a resumed run: ``resumed`` says so)."""
+    final = next((h for h in reversed(result.log_history) if "train_runtime" in h), {})
+    seconds = final.get("train_runtime")
+    return {"steps": result.global_step, "seconds": seconds,
+            "steps_per_second": final.get("train_steps_per_second"), "resumed": result.resumed_from is not None}
 
 
 def _evaluate(ctx: StudyContext, model_dir: Path, questions_file: Path, predictions: Path, name: str,
@@ -252,7 +265,8 @@ def run_one(ctx: StudyContext, parts: PretrainedParts, variant: str, seed: int) 
     record_file = run_dir / "record.json"
     if record_file.is_file():
         return json.loads(record_file.read_text())
-    model_dir = _train(ctx, parts, run_dir, variant, seed)
+    trained = _train(ctx, parts, run_dir, variant, seed)
+    model_dir = trained.final_dir
     name = f"{variant}-seed{seed}"
     results = _evaluate(ctx, model_dir, parts.questions, run_dir / "predictions.jsonl", name, judge=True)
     usual = _evaluate(ctx, model_dir, parts.usual_questions, run_dir / "usual_predictions.jsonl", name, judge=False)
@@ -290,6 +304,7 @@ def run_one(ctx: StudyContext, parts: PretrainedParts, variant: str, seed: int) 
                for k in ("unparseable_answers", "failed_videos", "missing_predictions")},
         },
         "judge": results["judge"]["model"],
+        "training": training_speed(trained),
     }
     write_json_atomic(record_file, record)  # written last: its presence marks the run as done
     motion_text = f", motion control action {record['motion']['action']:.1f}" if motion else ""
@@ -333,6 +348,7 @@ def summarise(records: list[dict[str, Any]], variants: list[str]) -> dict[str, A
             "seeds": [r["seed"] for r in mine],
             **{section: {k: seed_stats([_metric(r, section, k) for r in mine]) for k in keys}
                for section, keys in SECTIONS},
+            "training": {"steps_per_second": seed_stats([_metric(r, "training", "steps_per_second") for r in mine])},
         }
     return out
 
@@ -402,6 +418,7 @@ def run_study(out_dir: str | os.PathLike, config: StudyConfig, *, progress: bool
     language_model = prepare_language_model(ctx)
     parts = PretrainedParts(tower, language_model, *prepare_questions(ctx))
     records = [run_one(ctx, parts, variant, seed) for seed in config.seeds for variant in config.variants]
+    attention = attention_stage(ctx, parts, config.seeds)
     results = {
         "config": config.to_dict(),
         "world": {"root": str(world.root), "content_hash": world.content_hash,
@@ -413,6 +430,7 @@ def run_study(out_dir: str | os.PathLike, config: StudyConfig, *, progress: bool
         "summary": summarise(records, config.variants),
         "paired": paired_statistics(records, config.variants),
         "token_types": token_types_table(records),
+        "attention": attention,
         "seconds": round(time.monotonic() - start, 1),
     }
     write_report(out, results)

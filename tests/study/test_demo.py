@@ -10,6 +10,7 @@ from mashvlm.cli import main
 from mashvlm.study.config import ABLATION_TABLES, PRESETS, VARIANTS, StudyConfig
 from mashvlm.study.run import _saved_config, paired_statistics, summarise
 from mashvlm.study.stats import paired_difference, student_t_two_sided_p
+from mashvlm.synth import NEUTRAL_SCENES
 
 TINY = [
     "--set", 'world={"height": 32, "width": 32, "frames": 8, "n_train": 32, "n_test_usual": 8, '
@@ -67,7 +68,7 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     world = {r["video_id"]: r for r in map(json.loads, (out / "world" / "unscene" / "motion_control.jsonl")
                                            .read_text().splitlines())}
     assert {q["video_id"] for q in questions} == set(world) and len(world) == 8
-    assert all(world[q["video_id"]]["scene"] in ("library", "kitchen") for q in questions)
+    assert all(world[q["video_id"]]["scene"] in NEUTRAL_SCENES for q in questions)
     assert results["paired"]["mash"]["motion"]["action"]["n"] == 1  # one seed: no t
     # Both variants start from the one text-pre-trained language model.
     assert results["language_model"]["answer_acc"] >= 0.0
@@ -75,10 +76,28 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
         train_config = json.loads((out / "runs" / variant / "seed0" / "train" / "train_config.json").read_text())
         assert train_config["language_model_weights"] == str(out / "language_model.safetensors")
 
+    # Training speed of each run, measured in the same study, and printed side by side.
+    for run in results["runs"]:
+        assert run["training"]["steps"] == 3 and run["training"]["steps_per_second"] > 0
+        assert not run["training"]["resumed"]
+    assert "training steps/s" in printed
+    # Attention scores (Fig. 6) of both models on the UNSCENE questions and the motion control.
+    for name in ("unscene", "motion_control"):
+        report = json.loads((out / "attention" / "seed0" / name / "attention.json").read_text())
+        assert set(report["models"]) == {"baseline", "model"}
+        assert (out / "attention" / "seed0" / name / "attention.png").stat().st_size > 1000
+        for variant, role in (("baseline", "baseline"), ("mash", "model")):
+            groups = results["attention"][name][variant]
+            assert set(groups) == set(report["models"][role]["groups"]) == {"action", "scene"}
+            for category, stat in groups.items():
+                layer_mean = report["models"][role]["groups"][category]["layer_mean"]
+                assert stat["spatial_to_text"]["mean"] == pytest.approx(layer_mean["spatial_to_text"])
+    assert "Attention of the answer's tokens" in printed
+
     # A second run reuses every finished stage and gives the same table.
-    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("record.json")}
+    stamps = {p: p.stat().st_mtime_ns for p in [*out.rglob("record.json"), *out.rglob("attention.json")]}
     assert main(["demo", "--quick", "--out", str(out), "--no-progress", *TINY]) == 0
-    assert {p: p.stat().st_mtime_ns for p in out.rglob("record.json")} == stamps
+    assert {p: p.stat().st_mtime_ns for p in [*out.rglob("record.json"), *out.rglob("attention.json")]} == stamps
     assert json.loads((out / "study_results.json").read_text())["runs"] == results["runs"]
 
 
