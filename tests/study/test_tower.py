@@ -21,17 +21,17 @@ def test_extra_clips_show_the_actor_in_every_scene_and_are_reproducible(world):
     clips = list(_clips_in_every_scene(world, 2, seed=5))
     scenes = [clip.scene for _, clip in clips]
     assert sorted(scenes) == sorted(list(world.config.all_scenes) * 2)
-    assert "kitchen" in scenes  # the control scene, which the training split shows only empty
+    assert {"kitchen", "library", "office", "garage"} <= set(scenes)  # the motion control's scenes too
     for frames, clip in clips:
         assert frames.shape == (world.config.frames, 32, 32, 3) and frames.dtype == np.uint8
         assert clip.action is not None and clip.centers.shape == (world.config.frames, 2)
         # Decoded from H.264, as the model sees videos: close to the render (yuv420p at 32x32), not bit-identical.
         assert 0 < np.abs(frames.astype(int) - clip.frames.astype(int)).mean() < 25
-    # The same seed renders the same clips (x264 may still encode a few pixel levels apart under load,
-    # as for the world's videos: docs/decisions.md), another seed other clips.
+    # The same seed renders the same clips, another seed other clips. (Only the renders are compared: x264
+    # may encode a few pixel levels apart from one run to the next, as for the world's videos,
+    # docs/decisions.md; each decoded clip is checked against its own render above.)
     again = list(_clips_in_every_scene(world, 2, seed=5))
     assert all(np.array_equal(a[1].frames, b[1].frames) for a, b in zip(clips, again, strict=True))
-    assert np.mean([np.abs(a[0].astype(int) - b[0].astype(int)).mean() for a, b in zip(clips, again, strict=True)]) < 1
     other = list(_clips_in_every_scene(world, 2, seed=6))
     assert not any(np.array_equal(a[1].frames, b[1].frames) for a, b in zip(clips, other, strict=True))
 
