@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from mashvlm.evaluation import mvbench
 from mashvlm.evaluation.model import ChatPrompt, MashVlmEvalModel, mashvlm_prompt_text
@@ -24,22 +23,6 @@ def eval_model() -> MashVlmEvalModel:
     return MashVlmEvalModel(tiny_model(config), processor, name="tiny")
 
 
-def _greedy(model, processor, frames, prompt: str, steps: int = STEPS) -> str:
-    """One full prompt alone: no cache, no padding, a full forward per token (never a video placeholder)."""
-    inputs = processor(prompt, videos=frames)
-    ids = inputs["input_ids"]
-    placeholders = [processor.video_temporal_token_id, processor.video_spatial_token_id]
-    with torch.no_grad():
-        for _ in range(steps):
-            logits = model(input_ids=ids, pixel_values_videos=inputs["pixel_values_videos"]).logits[:, -1]
-            logits[:, placeholders] = float("-inf")
-            nxt = logits.argmax(-1)
-            if nxt.item() == processor.tokenizer.eos_token_id:
-                break
-            ids = torch.cat([ids, nxt[:, None]], dim=1)
-    return processor.decode(ids[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
-
-
 def _generate_counting_tower(model: MashVlmEvalModel, frames, prompts) -> tuple[list[str], list[int]]:
     frames_per_pass: list[int] = []
     tower = model.model.model.vision_tower
@@ -54,7 +37,7 @@ def _frames(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
 
 
-def test_mvbench_prompts_equal_one_at_a_time_with_one_encoding(eval_model):
+def test_mvbench_prompts_equal_one_at_a_time_with_one_encoding(eval_model, greedy_reference):
     """MVBench's system prompt and "Best option:(" prefix, questions of different lengths (so different
     left padding): each answer is the greedy continuation of that full prompt alone, and the vision tower
     runs once, on the video's 4 frames."""
@@ -69,7 +52,7 @@ def test_mvbench_prompts_equal_one_at_a_time_with_one_encoding(eval_model):
         frames = _frames(seed)
         answers, frames_per_pass = _generate_counting_tower(eval_model, frames, prompts)
         assert frames_per_pass == [4]
-        expected = [_greedy(eval_model.model, eval_model.processor, frames, mashvlm_prompt_text(eval_model.processor, p))
+        expected = [greedy_reference(eval_model.model, eval_model.processor, frames, mashvlm_prompt_text(eval_model.processor, p), STEPS)
                     for p in prompts]
         assert answers == expected
         answers_by_video[seed] = answers
@@ -77,7 +60,7 @@ def test_mvbench_prompts_equal_one_at_a_time_with_one_encoding(eval_model):
     assert len({a for answers in answers_by_video.values() for a in answers}) > 2
 
 
-def test_prompts_with_different_system_prompts(eval_model):
+def test_prompts_with_different_system_prompts(eval_model, greedy_reference):
     """A VCG/QA prompt (the template's own system prompt, no prefix) and MVBench prompts about one video in
     one call: the system prompt precedes the video, so there is one encoding per distinct system prompt,
     in one pass; the shorter prefix is left-padded; answers in the prompts' order, as one at a time."""
@@ -90,7 +73,7 @@ def test_prompts_with_different_system_prompts(eval_model):
     frames = _frames(2)
     answers, frames_per_pass = _generate_counting_tower(eval_model, frames, prompts)
     assert frames_per_pass == [3 * 4]
-    expected = [_greedy(eval_model.model, eval_model.processor, frames, mashvlm_prompt_text(eval_model.processor, p))
+    expected = [greedy_reference(eval_model.model, eval_model.processor, frames, mashvlm_prompt_text(eval_model.processor, p), STEPS)
                 for p in prompts]
     assert answers == expected
     assert len(set(answers)) > 1

@@ -65,24 +65,7 @@ def test_checkpoint_without_weights_is_named(checkpoint, tmp_path):
         check_mashvlm_dir(tmp_path)
 
 
-def _greedy(model, processor, frames, question: str, steps: int, prompt: str | None = None) -> str:
-    """One question (or one full ``prompt``), no cache, no padding: a full forward per generated token (never
-    a video placeholder)."""
-    inputs = processor(prompt if prompt is not None else processor.build_prompt(question), videos=frames)
-    ids = inputs["input_ids"]
-    placeholders = [processor.video_temporal_token_id, processor.video_spatial_token_id]
-    with torch.no_grad():
-        for _ in range(steps):
-            logits = model(input_ids=ids, pixel_values_videos=inputs["pixel_values_videos"]).logits[:, -1]
-            logits[:, placeholders] = float("-inf")
-            nxt = logits.argmax(-1)
-            if nxt.item() == processor.tokenizer.eos_token_id:
-                break
-            ids = torch.cat([ids, nxt[:, None]], dim=1)
-    return processor.decode(ids[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
-
-
-def test_answer_videos_equals_one_question_at_a_time(checkpoint):
+def test_answer_videos_equals_one_question_at_a_time(checkpoint, greedy_reference):
     """Three videos, questions of different lengths (so different left padding), one batch: each answer is
     the greedy answer to that question alone, and the vision tower runs once, on the three videos."""
     chat = VideoChat.from_pretrained(checkpoint, device="cpu")
@@ -100,7 +83,7 @@ def test_answer_videos_equals_one_question_at_a_time(checkpoint):
     finally:
         hook.remove()
     assert tower_batches == [3 * 4]  # one pass over the 3 videos' 4 frames each
-    expected = [[_greedy(chat.model, chat.processor, v, q, 6) for q in qs] for v, qs in zip(videos, questions, strict=True)]
+    expected = [[greedy_reference(chat.model, chat.processor, v, chat.processor.build_prompt(q), 6) for q in qs] for v, qs in zip(videos, questions, strict=True)]
     assert answers == expected
     assert len({a for row in answers for a in row}) > 2  # the answers depend on the video and the question
     # answer_batch: pairs that share a video share its encoding, answers in the pairs' order
@@ -108,7 +91,7 @@ def test_answer_videos_equals_one_question_at_a_time(checkpoint):
     assert chat.answer_batch(*zip(*pairs, strict=True), max_new_tokens=6) == [expected[2][0], expected[0][2], expected[2][1]]
 
 
-def test_video_placeholders_are_never_generated(checkpoint):
+def test_video_placeholders_are_never_generated(checkpoint, greedy_reference):
     """A model whose favourite next token is a video placeholder (an untrained one can be) still answers:
     a generated placeholder would be a video slot without video features."""
     chat = VideoChat.from_pretrained(checkpoint, device="cpu")
@@ -120,10 +103,10 @@ def test_video_placeholders_are_never_generated(checkpoint):
         model.lm_head.weight[processor.video_temporal_token_id] = 10 * model.lm_head.weight[first]
         assert int(model(**inputs).logits[0, -1].argmax()) == processor.video_temporal_token_id
     answers = chat.answer_videos([frames], [["Hi", "Is someone running?"]], max_new_tokens=3)
-    assert answers == [[_greedy(model, processor, frames, q, 3) for q in ("Hi", "Is someone running?")]]
+    assert answers == [[greedy_reference(model, processor, frames, processor.build_prompt(q), 3) for q in ("Hi", "Is someone running?")]]
 
 
-def test_answer_videos_with_system_prompts_and_answer_prefixes():
+def test_answer_videos_with_system_prompts_and_answer_prefixes(greedy_reference):
     """A system prompt per video (they precede the video, so the shared prefixes differ in length and are
     left-padded against each other) and an answer prefix per question (after "ASSISTANT:"): each answer is
     the greedy continuation of that full prompt alone; one vision-tower pass over the videos."""
@@ -146,7 +129,7 @@ def test_answer_videos_with_system_prompts_and_answer_prefixes():
         hook.remove()
     assert tower_batches == [3 * 4]
     expected = [
-        [_greedy(chat.model, processor, v, q, 5, prompt=render_question(processor, q, system=s, answer_prefix=a))
+        [greedy_reference(chat.model, processor, v, render_question(processor, q, system=s, answer_prefix=a), 5)
          for q, a in zip(qs, ps, strict=True)]
         for v, qs, s, ps in zip(videos, questions, system, prefixes, strict=True)
     ]
@@ -154,8 +137,8 @@ def test_answer_videos_with_system_prompts_and_answer_prefixes():
     assert len({a for row in answers for a in row}) > 3
     # one system prompt for all videos, given once
     same = chat.answer_videos(videos[:2], questions[:2], system="Answer briefly.", max_new_tokens=5)
-    assert same[0][0] == _greedy(chat.model, processor, videos[0], "", 5,
-                                 prompt=render_question(processor, questions[0][0], system="Answer briefly."))
+    assert same[0][0] == greedy_reference(chat.model, processor, videos[0],
+                                          render_question(processor, questions[0][0], system="Answer briefly."), 5)
     assert len(same[1]) == 1
 
 
