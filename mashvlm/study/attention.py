@@ -13,6 +13,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from mashvlm.files import write_json_atomic
+from mashvlm.study.config import run_directory
 from mashvlm.study.stats import seed_stats
 
 if TYPE_CHECKING:
@@ -30,13 +31,14 @@ def attention_stage(ctx: StudyContext, parts: PretrainedParts, seeds: list[int])
     """Score every seed that has both trained models (each seed and set once; reused when present).
     Returns the summary (None when no seed has both models or the stage is off)."""
     from mashvlm.analysis.attention import attention_report, plot_attention
+    from mashvlm.training.trainer import FINAL_DIR
 
     limit = ctx.config.attention_questions
     if not limit or not {"baseline", "mash"} <= set(ctx.config.variants):
         return None
     reports: dict[str, list[dict[str, Any]]] = {name: [] for name in ATTENTION_SETS}
     for seed in seeds:
-        model_dirs = {variant: ctx.out_dir / "runs" / variant / f"seed{seed}" / "train" / "final"
+        model_dirs = {variant: run_directory(ctx.out_dir, variant, seed) / "train" / FINAL_DIR
                       for variant in ("baseline", "mash")}
         if not all(d.is_dir() for d in model_dirs.values()):
             continue

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mashvlm.errors import UsageError
 from mashvlm.training.config import MASH_OPTIONS
 from mashvlm.validation import check_field_types
 
-__all__ = ["ABLATION_TABLES", "PRESETS", "StudyConfig", "VARIANTS", "variant_options"]
+__all__ = ["ABLATION_TABLES", "PRESETS", "StudyConfig", "VARIANTS", "run_directory", "variant_options"]
 
 
 def _options(**options: Any) -> dict[str, Any]:
@@ -93,6 +94,11 @@ ABLATION_TABLES: dict[str, list[tuple[str, str]]] = {
 }
 
 
+def run_directory(out_dir: Path, variant: str, seed: int) -> Path:
+    """Where one (variant, seed) run of a study keeps its training output, predictions and record."""
+    return Path(out_dir) / "runs" / variant / f"seed{seed}"
+
+
 def variant_options(name: str) -> dict[str, Any]:
     if name not in VARIANTS:
         raise KeyError(f"unknown study variant {name!r}; known: {sorted(VARIANTS)}")
@@ -111,7 +117,8 @@ class StudyConfig:
     tiny: dict[str, Any] = field(default_factory=lambda: dict(
         image_size=32, patch_size=8, num_frames=8, vision_hidden=64, vision_layers=3, text_hidden=128,
         text_layers=3, heads=4, text_initializer_range=0.088))
-    tower_steps: int = 3000
+    # Steps of the default are sized for `make demo`'s 15 minutes on 2 CPU cores (docs/synth.md, Time).
+    tower_steps: int = 2000
     tower_seed: int = 0
     # Extra clips of the actor in every scene for the tower's frames (mashvlm.study.tower); without them
     # the tower locates the person poorly in a scene the training videos never show one in.
@@ -121,7 +128,7 @@ class StudyConfig:
     language_seed: int = 0
     learning_rate: float = 3e-3
     weight_decay: float = 0.1
-    max_steps: int = 1500
+    max_steps: int = 1200
     batch_size: int = 32
     warmup_ratio: float = 0.05
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -129,7 +136,7 @@ class StudyConfig:
     max_new_tokens: int = 24
     # Attention scores (Fig. 6/8) of baseline and MASH-VLM: at most this many action and scene questions
     # of each question set per seed (0: off).
-    attention_questions: int = 40
+    attention_questions: int = 24
 
     def __post_init__(self) -> None:
         from mashvlm.synth.config import WorldConfig

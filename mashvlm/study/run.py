@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from mashvlm.errors import UsageError
 from mashvlm.files import write_json_atomic
 from mashvlm.study.attention import attention_stage
-from mashvlm.study.config import StudyConfig, variant_options
+from mashvlm.study.config import StudyConfig, run_directory, variant_options
 from mashvlm.study.stats import paired_difference, seed_stats
 
 if TYPE_CHECKING:
@@ -261,7 +261,7 @@ def _evaluate(ctx: StudyContext, model_dir: Path, questions_file: Path, predicti
 
 def run_one(ctx: StudyContext, parts: PretrainedParts, variant: str, seed: int) -> dict[str, Any]:
     """Train one (variant, seed), run both question sets, and return its record (also saved as JSON)."""
-    run_dir = ctx.out_dir / "runs" / variant / f"seed{seed}"
+    run_dir = run_directory(ctx.out_dir, variant, seed)
     record_file = run_dir / "record.json"
     if record_file.is_file():
         return json.loads(record_file.read_text())

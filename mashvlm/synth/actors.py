@@ -19,6 +19,8 @@ waving     fast horizontal oscillation, A 0.10-0.15, P 0.55-0.75 s
 boxing     one-sided forward jabs (fast out, slower back, rest), reach 0.22-0.30, every 1.0-1.3 s
 spinning   circular orbit, radius 0.12-0.18, period 0.8-1.2 s
 =========  ==============================================================================
+
+``STANDING_STILL`` (not an action label) keeps the start position for the whole clip.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["ACTOR_SIZE_RANGE", "MOTIONS", "actor_track", "draw_actor", "sprite_extent"]
+__all__ = ["ACTOR_SIZE_RANGE", "MOTIONS", "STANDING_STILL", "actor_track", "draw_actor", "sprite_extent"]
 
 # Sprite height as a fraction of the frame height (same range for every action).
 ACTOR_SIZE_RANGE = (0.24, 0.34)
@@ -107,6 +109,17 @@ MOTIONS: dict[str, Motion] = {
     "dribbling": _bounce((0.09, 0.13), (0.5, 0.7)),
 }
 
+# A person who does none of the actions: shown in the control scenes in training, so that a person there
+# is not new at test time while no action label is ever seen with those scenes. Not an action label.
+STANDING_STILL = "standing still"
+
+
+def _still(rng, t):
+    return np.zeros_like(t), np.zeros_like(t)
+
+
+_TRACKS: dict[str, Motion] = {**MOTIONS, STANDING_STILL: _still}
+
 
 def _outline(size: float) -> float:
     """Outline width in sprite-height units: at least one pixel."""
@@ -129,8 +142,8 @@ def actor_track(
     action: str, rng: np.random.Generator, height: int, width: int, frames: int, fps: float
 ) -> tuple[np.ndarray, float]:
     """Centres ``float [frames, 2]`` (x, y in pixels) and the sprite height (pixels) of one video."""
-    if action not in MOTIONS:
-        raise KeyError(f"unknown action {action!r}; known: {sorted(MOTIONS)}")
+    if action not in _TRACKS:
+        raise KeyError(f"unknown action {action!r}; known: {sorted(_TRACKS)}")
     size = float(rng.uniform(*ACTOR_SIZE_RANGE) * height)
     half_w, up, down = sprite_extent(size)
     lo_x, len_x = half_w + 0.5, max(width - 2 * half_w - 1.0, 1.0)
@@ -138,7 +151,7 @@ def actor_track(
     u0 = rng.uniform(0, 2 * len_x)  # uniform over one fold period -> uniform position at every time
     v0 = rng.uniform(0, 2 * len_y)
     t = np.arange(frames, dtype=np.float64) / fps
-    dx, dy = MOTIONS[action](rng, t)
+    dx, dy = _TRACKS[action](rng, t)
     xs = lo_x + _fold(u0 + dx * height, len_x)
     ys = lo_y + _fold(v0 + dy * height, len_y)
     return np.stack([xs, ys], axis=1), size

@@ -48,18 +48,22 @@ def register(subparsers: Any) -> None:
     p.add_argument("--size", type=_size, default=None, metavar="N|WxH", help="frame size, even (64)")
     p.add_argument("--frames", type=int, default=None, help="frames per video (16)")
     p.add_argument("--fps", type=float, default=None, help="frames per second (8)")
-    p.add_argument("--pan", action=argparse.BooleanOptionalAction, default=None, help="slow camera pans (on)")
+    p.add_argument("--pan", action=argparse.BooleanOptionalAction, default=None, help="slow camera pans (off)")
     p.add_argument("--pan-prob", type=float, default=None, help="share of videos with a pan (0.5)")
     p.add_argument(
         "--neutral-scenes", nargs="*", default=None, metavar="SCENE",
         help="scenes typical of no action, for the motion control and the neutral training share "
-        "(default: library kitchen; none given: no neutral scenes, no motion control)",
+        "(default: library kitchen office garage; none given: no neutral scenes, no motion control)",
     )
     p.add_argument(
         "--control-scenes", nargs="*", default=None, metavar="SCENE",
-        help="neutral scenes kept for the motion control, shown in train only empty (default: kitchen; "
-        "none given: each action is held out in one neutral scene and shown in training in the others)",
+        help="neutral scenes kept for the motion control, shown in train only empty or with a person standing "
+        "still (default: office garage; none given: each action is held out in one neutral scene and shown in "
+        "training in the others)",
     )
+    p.add_argument("--still-frac", type=float, default=None,
+                   help="train: share of videos of a person standing still in a control scene, asked only about "
+                   "the scene (0.1)")
     p.add_argument("--neutral-frac", type=float, default=None,
                    help="train: share of videos showing an action in a neutral scene outside the control scenes (0.2)")
     p.add_argument("--qa-per-video", type=int, default=None, help="instruction QA entries per train video, 6-8 (6)")
@@ -85,6 +89,7 @@ def config_from_args(args: argparse.Namespace):
         "n_test_scene_only": args.test_scene_only,
         "n_test_motion": args.test_motion,
         "neutral_frac": args.neutral_frac,
+        "still_frac": args.still_frac,
         "frames": args.frames,
         "fps": args.fps,
         "pan": args.pan,
@@ -99,6 +104,8 @@ def config_from_args(args: argparse.Namespace):
             overrides["n_test_motion"], overrides["neutral_frac"], overrides["control_scenes"] = 0, 0.0, ()
     if args.control_scenes is not None:
         overrides["control_scenes"] = tuple(args.control_scenes)
+    if not overrides.get("control_scenes", True) and args.still_frac is None:
+        overrides["still_frac"] = 0.0  # a person standing still is shown only in control scenes
     return dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 

@@ -25,7 +25,9 @@ class WorldConfig:
     width: int = 64
     frames: int = 16
     fps: float = 8.0
-    pan: bool = True  # allow slow camera pans at all
+    # Slow camera pans. Off by default: a pan moves every background patch, and the frame-difference tokens
+    # then carry the camera rather than the person (docs/synth.md, "Making actions learnable").
+    pan: bool = False
     pan_prob: float = 0.5  # share of videos (any split, empty scenes too) with a pan
     pan_speed: tuple[float, float] = (0.08, 0.16)  # frame heights per second
     rho: float = 0.9  # train: probability that an action is shown in its typical scene
@@ -34,10 +36,14 @@ class WorldConfig:
     neutral_scenes: tuple[str, ...] = NEUTRAL_SCENES
     # train: share of videos showing an action in a neutral scene (never a pair held out for the control)
     neutral_frac: float = 0.2
-    # Neutral scenes kept for the motion control: shown in training only empty, never with an actor, so
-    # that the scene says nothing about which action happens there. Empty: the held-out-pairs rule
-    # (``motion_control_scene``), where each action is held out in one neutral scene and shown in the others.
-    control_scenes: tuple[str, ...] = ()
+    # Neutral scenes kept for the motion control: never shown with an action in training (only empty, or
+    # with a person standing still, ``still_frac``), so that the scene says nothing about which action
+    # happens there. Empty: the held-out-pairs rule (``motion_control_scene``), where each action is held
+    # out in one neutral scene and shown in the others.
+    control_scenes: tuple[str, ...] = ("office", "garage")
+    # train: share of videos of a person standing still (``actors.STANDING_STILL``, not an action) in a
+    # control scene, asked only about the scene: a person there is then not new in the control.
+    still_frac: float = 0.1
     n_train: int = 1200
     n_test_usual: int = 160
     n_test_unusual: int = 160
@@ -68,10 +74,13 @@ class WorldConfig:
             problems.append(f"frame size {self.width}x{self.height} must be even and at least 16")
         if self.frames < 2 or self.fps <= 0:
             problems.append("need frames >= 2 and fps > 0")
-        if not all(0 <= v <= 1 for v in (self.rho, self.empty_frac, self.neutral_frac, self.pan_prob)):
-            problems.append("rho, empty_frac, neutral_frac and pan_prob must lie in [0, 1]")
-        if self.empty_frac + self.neutral_frac > 1:
-            problems.append("empty_frac + neutral_frac must be at most 1")
+        if not all(0 <= v <= 1 for v in (self.rho, self.empty_frac, self.neutral_frac, self.still_frac,
+                                         self.pan_prob)):
+            problems.append("rho, empty_frac, neutral_frac, still_frac and pan_prob must lie in [0, 1]")
+        if self.empty_frac + self.neutral_frac + self.still_frac > 1:
+            problems.append("empty_frac + neutral_frac + still_frac must be at most 1")
+        if self.still_frac and not self.control_scenes:
+            problems.append("still_frac > 0 shows a person standing still in the control_scenes; name them")
         if len(self.actions) < 2 or len(set(self.actions)) != len(self.actions):
             problems.append("need at least 2 distinct actions")
         if len(self.scenes) < 2 or len(set(self.scenes)) != len(self.scenes):

@@ -36,6 +36,7 @@ import numpy as np
 from mashvlm.errors import MashVlmError
 from mashvlm.files import atomic_path
 from mashvlm.synth import templates as T
+from mashvlm.synth.actors import STANDING_STILL
 from mashvlm.synth.config import SPLITS, WorldConfig
 from mashvlm.synth.labels import NEUTRAL_SCENES
 from mashvlm.synth.render import QA_STREAM, Clip, camera_pan, child_rng, plan_seed, render_video, video_seed
@@ -59,8 +60,10 @@ __all__ = [
 ]
 
 # 3: the motion control (split test_motion, unscene/motion_control.jsonl) and neutral scenes in train.
-# 4: control scenes (the kitchen), shown in train only empty; 20 % of train is actions in the library.
-FORMAT_VERSION = 4
+# 4: four neutral scenes, each action held out in one of them; 20 % of train is actions in neutral scenes.
+# 5: control scenes (office, garage) show in train only a person standing still or no one; the other
+#    neutral scenes show every action equally often; no camera pans by default.
+FORMAT_VERSION = 5
 
 # Test split -> UNSCENE set name (the ``set`` field and the annotation file name).
 UNSCENE_SETS: dict[str, str] = {
@@ -92,6 +95,7 @@ class VideoSpec:
     action: str | None  # None: scene only (no actor)
     scene: str
     typical: bool | None  # action shown in its typical scene; None for scene-only videos
+    still: bool = False  # a person standing still (no action label; action is None)
 
     @property
     def video(self) -> str:
@@ -103,6 +107,8 @@ class VideoSpec:
 
 
 def _spec(config: WorldConfig, split: str, index: int, action: str | None, scene: str) -> VideoSpec:
+    if action == STANDING_STILL:  # planned as a pseudo action; not a label
+        return VideoSpec(split, index, f"{split}_{index:05d}", None, scene, None, still=True)
     typical = None if action is None else config.typical_scene[action] == scene
     return VideoSpec(split, index, f"{split}_{index:05d}", action, scene, typical)
 
@@ -111,8 +117,9 @@ def plan_split(config: WorldConfig, seed: int, split: str) -> list[VideoSpec]:
     """Labels of every video of ``split``, balanced by construction, in a seeded random order.
 
     train: ``round(empty_frac * n)`` scene-only videos (all scenes, neutral ones too, balanced);
-    ``round(neutral_frac * n)`` videos of an action (balanced) in a neutral scene drawn uniformly from
-    those it is not held out in (``WorldConfig.neutral_train_scenes``); the rest split evenly over the
+    ``round(still_frac * n)`` videos of a person standing still in a control scene (balanced);
+    ``round(neutral_frac * n)`` videos of an action (balanced) in the neutral scenes it is not held out
+    in (``WorldConfig.neutral_train_scenes``), in turn; the rest split evenly over the
     actions, each shown in its typical scene ``round(rho * count)`` times and otherwise in a uniformly
     drawn other biased scene. test_usual: actions balanced, typical scene. test_unusual: actions
     balanced, each cycling through its non-typical biased scenes (offset per action, so that every scene
@@ -128,10 +135,12 @@ def plan_split(config: WorldConfig, seed: int, split: str) -> list[VideoSpec]:
         n_empty, n_neutral = int(round(config.empty_frac * n)), int(round(config.neutral_frac * n))
         every_scene = config.all_scenes
         pairs += [(None, every_scene[i % len(every_scene)]) for i in range(n_empty)]
-        for i in range(n_neutral):
+        n_still = int(round(config.still_frac * n))
+        pairs += [(STANDING_STILL, config.control_scenes[i % len(config.control_scenes)]) for i in range(n_still)]
+        for i in range(n_neutral):  # balanced over (action, scene), so a neutral scene favours no action
             allowed = config.neutral_train_scenes(actions[i % len(actions)])
-            pairs.append((actions[i % len(actions)], allowed[int(rng.integers(len(allowed)))]))
-        n_biased = n - n_empty - n_neutral
+            pairs.append((actions[i % len(actions)], allowed[(i // len(actions) + i % len(actions)) % len(allowed)]))
+        n_biased = n - n_empty - n_still - n_neutral
         counts = [n_biased // len(actions) + (i < n_biased % len(actions)) for i in range(len(actions))]
         for action, count in zip(actions, counts, strict=True):
             home = config.typical_scene[action]
@@ -161,7 +170,8 @@ def plan_world(config: WorldConfig, seed: int) -> dict[str, list[VideoSpec]]:
 
 def render_spec(config: WorldConfig, seed: int, spec: VideoSpec) -> Clip:
     """Render one planned video exactly as ``build_world`` writes it."""
-    return render_video(spec.action, spec.scene, video_seed(seed, spec.split, spec.index), config)
+    actor = STANDING_STILL if spec.still else spec.action
+    return render_video(actor, spec.scene, video_seed(seed, spec.split, spec.index), config)
 
 
 # ---------------------------------------------------------------------------------------- annotations
@@ -226,6 +236,14 @@ def _train_qas(config: WorldConfig, spec: VideoSpec, rng: np.random.Generator) -
     action, scene = spec.action, spec.scene
     other_action = str(rng.choice([a for a in config.actions if a != action]))
     other_scene = str(rng.choice([s for s in config.all_scenes if s != scene]))
+    if spec.still:  # no action is asked, confirmed or denied: the scene must not learn an answer
+        chosen = [
+            _yn(T.Q_EMPTY_YN, False, scene=scene),
+            _yn(T.Q_SCENE_YN, True, scene=scene),
+            _yn(T.Q_SCENE_YN, False, scene=other_scene),
+            T.qa(T.Q_SCENE, T.fill(T.A_SCENE, scene=scene)),
+        ]
+        return [chosen[k] for k in rng.permutation(len(chosen))]
     if action is None:
         yes_no = [
             _yn(T.Q_EMPTY_YN, True, scene=scene),
@@ -281,6 +299,7 @@ def _manifest_record(config: WorldConfig, seed: int, spec: VideoSpec) -> dict[st
         "action": spec.action,
         "scene": spec.scene,
         "typical": spec.typical,
+        "still": spec.still,
         "pan": round(pan, 6),
     }
 
@@ -388,7 +407,8 @@ def load_world(root: str | os.PathLike) -> World:
     videos = []
     for line in (root / MANIFEST).read_text().splitlines():
         r = json.loads(line)
-        videos.append(VideoSpec(r["split"], r["index"], r["video_id"], r["action"], r["scene"], r["typical"]))
+        videos.append(VideoSpec(r["split"], r["index"], r["video_id"], r["action"], r["scene"], r["typical"],
+                                still=r["still"]))
     return World(root, config, int(meta["seed"]), videos, meta["content_hash"])
 
 

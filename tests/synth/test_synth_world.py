@@ -19,6 +19,7 @@ from mashvlm.synth import (
     WorldMismatchError,
     build_world,
     hallucination_candidates,
+    instruct_entry,
     load_world,
     plan_split,
     plan_world,
@@ -102,7 +103,8 @@ def test_train_typical_rate_and_empty_share(rho):
     config = WorldConfig(rho=rho)  # planning only, nothing rendered
     train = plan_split(config, 0, "train")
     acted = [v for v in train if v.action is not None and v.scene in SCENES]  # rho holds in the biased scenes
-    assert len(train) == 1200 and sum(v.action is None for v in train) == 120
+    assert len(train) == 1200 and sum(v.action is None and not v.still for v in train) == 120
+    assert sum(v.still for v in train) == 120  # still_frac 0.1
     assert sum(v.scene in NEUTRAL_SCENES and v.action is not None for v in train) == 240  # neutral_frac 0.2
     assert abs(np.mean([v.typical for v in acted]) - rho) < 0.01
     for action in ACTIONS:  # the bias holds per action, not only on average
@@ -151,11 +153,11 @@ def test_unscene_annotations_hold_the_bias_and_never_the_ground_truth(tiny_world
     assert all(set(r) == keys for r in unusual + scene_only + usual)
 
 
-def test_motion_control_pairs_are_never_in_train():
-    # Default: each action is held out in one neutral scene (action i in scene i mod 4) and shown in
-    # training in the three others, so no neutral scene is new to a person and each shows 6 of 8 actions.
-    config = WorldConfig()
-    assert config.control_scenes == () and len(NEUTRAL_SCENES) == 4
+def test_held_out_pairs_are_never_in_train():
+    # Without control scenes: each action is held out in one neutral scene (action i in scene i mod 4) and
+    # shown in training in the three others, so no neutral scene is new to a person and each shows 6 of 8.
+    config = WorldConfig(control_scenes=(), still_frac=0.0)
+    assert len(NEUTRAL_SCENES) == 4
     plan = plan_world(config, 0)
     control = {(v.action, v.scene) for v in plan["test_motion"]}
     train = {(v.action, v.scene) for v in plan["train"]}
@@ -175,7 +177,7 @@ def test_motion_control_pairs_are_never_in_train():
 
 def test_control_scenes_are_shown_in_training_only_empty():
     # control_scenes: those neutral scenes show no actor in training; the others show every action.
-    config = WorldConfig(control_scenes=("kitchen",))
+    config = WorldConfig(control_scenes=("kitchen",), still_frac=0.0)
     plan = plan_world(config, 0)
     control = {(v.action, v.scene) for v in plan["test_motion"]}
     train = {(v.action, v.scene) for v in plan["train"]}
@@ -183,6 +185,31 @@ def test_control_scenes_are_shown_in_training_only_empty():
     assert not {a for a, s in train if s == "kitchen" and a is not None}
     for scene in set(NEUTRAL_SCENES) - {"kitchen"}:
         assert {a for a, s in train if s == scene and a is not None} == set(ACTIONS)
+
+
+def test_control_scenes_can_show_a_person_standing_still():
+    # The default: the control scenes show, in training, a person who does none of the actions and is
+    # asked only about the scene; the other neutral scenes show every action equally often.
+    config = WorldConfig()
+    assert config.control_scenes == ("office", "garage") and config.still_frac == 0.1
+    plan = plan_world(config, 0)
+    still = [v for v in plan["train"] if v.still]
+    assert len(still) == 120 and Counter(v.scene for v in still) == {"office": 60, "garage": 60}
+    assert all(v.action is None and v.typical is None for v in still)
+    train = [(v.action, v.scene) for v in plan["train"]]
+    assert not {a for a, s in train if s in ("office", "garage") and a is not None}
+    assert Counter((a, s) for a, s in train if s in ("library", "kitchen") and a is not None) == {
+        (a, s): 15 for a in ACTIONS for s in ("library", "kitchen")}
+    assert {v.scene for v in plan["test_motion"]} == {"office", "garage"}
+
+    clip = render_spec(config, 0, still[0])
+    assert clip.centers is not None and np.ptp(clip.centers, axis=0).max() == 0  # a person, not moving
+    qas = instruct_entry(config, 0, still[0])["QA"]
+    asked = " ".join(qa["q"] for qa in qas)
+    assert not any(a in asked for a in ACTIONS) and "doing" not in asked
+    assert {"i": "", "q": f"Is this an empty {still[0].scene} with no people?", "a": "No."} in qas
+    with pytest.raises(ValueError, match="still_frac"):
+        WorldConfig(control_scenes=(), still_frac=0.1)
 
 
 def test_motion_control_annotations(tiny_world):
@@ -203,7 +230,8 @@ def test_neutral_scene_settings_are_checked():
         WorldConfig(neutral_scenes=("library", "beach"))
     with pytest.raises(ValueError, match="at least 2 neutral scenes"):
         WorldConfig(neutral_scenes=("library",), control_scenes=())
-    assert WorldConfig(neutral_scenes=("library",), control_scenes=(), neutral_frac=0.0).motion_control_scene(
+    assert WorldConfig(neutral_scenes=("library",), control_scenes=(), neutral_frac=0.0,
+                       still_frac=0.0).motion_control_scene(
         "boxing") == "library"
     with pytest.raises(ValueError, match="needs neutral_scenes"):
         WorldConfig(neutral_scenes=(), control_scenes=(), neutral_frac=0.0)
@@ -230,7 +258,7 @@ def test_an_older_world_format_is_refused_by_name(tmp_path, tiny_config):
 
 def test_neutral_scenes_fall_back_to_other_actions():
     config = WorldConfig(scenes=SCENES + NEUTRAL_SCENES, neutral_scenes=(), control_scenes=(),
-                         neutral_frac=0.0, n_test_motion=0)
+                         neutral_frac=0.0, still_frac=0.0, n_test_motion=0)
     for scene in NEUTRAL_SCENES:
         acts, scenes = hallucination_candidates(config, None, scene, "scene_only")
         assert acts == list(ACTIONS) and scenes == []
@@ -250,9 +278,12 @@ def test_config_rejects_an_action_without_typical_scene():
 # ------------------------------------------------------------------------------------------ instructions
 
 
-def _check_answer(qa, action, scene):
-    """Return the yes/no truth the question asks about, checked against the labels."""
+def _check_answer(qa, action, scene, still=False):
+    """Return the yes/no truth the question asks about, checked against the labels (``still``: a person
+    standing still, about whom no action is asked)."""
     q, a = qa["q"], qa["a"]
+    if still:
+        assert q not in (T.Q_ACTION, T.Q_DESCRIBE) and not any(act in q for act in ACTIONS), q
     if q == T.Q_ACTION:
         assert a == (T.A_NO_PERSON if action is None else T.fill(T.A_ACTION, action=action))
     elif q == T.Q_SCENE:
@@ -272,7 +303,7 @@ def _check_answer(qa, action, scene):
             if q == T.fill(T.Q_SCENE_YN, scene=s):
                 truth = s == scene
             if q == T.fill(T.Q_EMPTY_YN, scene=s):
-                truth = action is None and s == scene
+                truth = action is None and not still and s == scene
         assert truth is not None, q
         assert a == (T.YES if truth else T.NO), (q, a, action, scene)
         return truth
@@ -281,7 +312,8 @@ def _check_answer(qa, action, scene):
 
 def test_instruction_data_is_videochat2_and_true_to_the_labels(tiny_world):
     root = tiny_world.root
-    labels = {v.video: (v.action, v.scene) for v in tiny_world.videos}
+    labels = {v.video: (v.action, v.scene, v.still) for v in tiny_world.videos}
+    assert any(still for _, _, still in labels.values())
     answers = []
     for split in ("train", "test_usual", "test_unusual", "test_scene_only", "test_motion"):
         entries = json.loads((root / f"instruct/{split}.json").read_text())
@@ -290,7 +322,8 @@ def test_instruction_data_is_videochat2_and_true_to_the_labels(tiny_world):
             assert set(e) == {"video", "QA"} and (root / e["video"]).is_file()
             assert all(set(qa) == {"i", "q", "a"} for qa in e["QA"])
             if split == "train":
-                assert len(e["QA"]) == tiny_world.config.qa_per_video
+                # a person standing still is asked only about the scene: 4 questions
+                assert len(e["QA"]) == (4 if labels[e["video"]][2] else tiny_world.config.qa_per_video)
             answers += [_check_answer(qa, *labels[e["video"]]) for qa in e["QA"]]
     yes_no = [x for x in answers if x is not None]
     assert 0.35 < np.mean(yes_no) < 0.65  # teaches both answers
@@ -308,7 +341,7 @@ def test_test_split_questions_use_the_hallucination_candidates(tiny_world):
 
 def test_world_json_and_manifest(tiny_world):
     meta = json.loads((tiny_world.root / "world.json").read_text())
-    assert meta["format_version"] == FORMAT_VERSION == 4 and meta["seed"] == 3
+    assert meta["format_version"] == FORMAT_VERSION == 5 and meta["seed"] == 3
     assert meta["typical_scene"] == TYPICAL_SCENE and meta["actions"] == list(ACTIONS)
     assert WorldConfig.from_dict(meta["config"]) == tiny_world.config
     assert meta["content_hash"] == tiny_world.content_hash
@@ -405,14 +438,17 @@ def test_world_annotations_pass_unscene_validation_and_build(tiny_world):
 def test_every_train_video_asks_both_answers_of_each_pair(tiny_world):
     """The label in the question, not the video alone, must decide each yes/no answer."""
     entries = json.loads((tiny_world.root / "instruct/train.json").read_text())
-    labels = {v.video: (v.action, v.scene) for v in tiny_world.videos}
+    labels = {v.video: (v.action, v.scene, v.still) for v in tiny_world.videos}
+    assert any(still for _, _, still in labels.values())
     for e in entries:
-        action, scene = labels[e["video"]]
+        action, scene, still = labels[e["video"]]
         asked = {qa["q"]: qa["a"] for qa in e["QA"]}
         action_qs = [q for q in asked if any(q == T.fill(T.Q_ACTION_YN, action=a) for a in ACTIONS)]
         scene_qs = [q for q in asked if any(q == T.fill(T.Q_SCENE_YN, scene=s) for s in ALL_SCENES)]
         assert sorted(asked[q] for q in scene_qs) == [T.NO, T.YES]
-        if action is None:
+        if still:  # no action asked, confirmed or denied
+            assert not action_qs and asked[T.fill(T.Q_EMPTY_YN, scene=scene)] == T.NO
+        elif action is None:
             assert [asked[q] for q in action_qs] == [T.NO]
             assert asked[T.fill(T.Q_EMPTY_YN, scene=scene)] == T.YES
         else:
