@@ -128,7 +128,7 @@ class StudyConfig:
     language_seed: int = 0
     learning_rate: float = 3e-3
     weight_decay: float = 0.1
-    max_steps: int = 1200
+    max_steps: int = 1500
     batch_size: int = 32
     warmup_ratio: float = 0.05
     seeds: list[int] = field(default_factory=lambda: [0])

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from mashvlm.training.trainer import TrainResult
 
 __all__ = ["PretrainedParts", "StudyContext", "prepare_world", "prepare_tower", "prepare_language_model",
-           "prepare_questions", "run_one", "run_study", "summarise", "paired_statistics"]
+           "prepare_questions", "control_questions", "run_one", "run_study", "summarise", "paired_statistics"]
 
 Log = Callable[[str], None]
 
@@ -155,7 +155,7 @@ def prepare_language_model(ctx: StudyContext) -> Path | None:
     return path
 
 
-def _control_questions(annotations: Path, out: Path) -> None:
+def control_questions(annotations: Path, out: Path) -> None:
     """A control set's videos asked the unusual-context layout (action and scene pairs, no open-ended).
 
     The records are relabelled in memory as unusual context (UNSCENE knows only its two sets); their
@@ -197,9 +197,9 @@ def prepare_questions(ctx: StudyContext) -> tuple[Path, Path, Path | None]:
         )
         write_jsonl_atomic(questions, [q.to_record() for q in build_questions(anns, seed=0)])
     if not usual_questions.is_file():
-        _control_questions(world.unscene_file("usual_context"), usual_questions)
+        control_questions(world.unscene_file("usual_context"), usual_questions)
     if motion_questions is not None and not motion_questions.is_file():
-        _control_questions(world.unscene_file("motion_control"), motion_questions)
+        control_questions(world.unscene_file("motion_control"), motion_questions)
     return questions, usual_questions, motion_questions
 
 
