@@ -9,12 +9,18 @@ tests them on the usual-context and motion-control videos, from:
   built from), scene included;
 - ``tower, differences``: frame-to-frame differences of those features (scene mostly cancelled);
 - ``tower -> centres``: a ridge readout of the centres from the features (fitted on the training
-  frames), then the probe on the read-out centres; with the readout's centre RMSE per test split.
+  frames), then the probe on the read-out centres; with the readout's centre RMSE per test split;
+- ``..., neutral-trained``: the same probe trained only on the videos of neutral scenes, where the scene
+  says nothing about the action, so it can only learn the motion;
+- with ``--model DIR`` (a trained study model, e.g. ``runs/demo/runs/baseline/seed0/train/final``):
+  ``model, temporal tokens``, the temporal tokens exactly as that model's LLM receives them (after its
+  projector), which says whether the motion survives the projector.
 
 It measures what the data allow, not the LLM: a probe that sees the scene learns it first, as the LLM
 does. docs/synth.md quotes its output.
 
     python benchmarks/motion_probe.py runs/demo [--tower runs/demo/vision_tower.safetensors] [--frames 8]
+        [--model runs/demo/runs/baseline/seed0/train/final]
 """
 
 from __future__ import annotations
@@ -32,9 +38,10 @@ from mashvlm.synth import load_world, render_spec
 from mashvlm.video import read_video_frames, segment_middle_indices
 
 
-def features(world, split, processor, tower, layer, frames):
-    """Per video with an actor: tower features [T, 2D] (CLS, mean patch), true centres [T, 2], action index."""
-    feats, centres, labels = [], [], []
+def features(world, split, processor, tower, layer, frames, model=None):
+    """Per video with an actor: tower features [T, 2D] (CLS, mean patch), true centres [T, 2], action index,
+    the model's temporal tokens [M, D] (None without ``model``) and whether the scene is a neutral one."""
+    feats, centres, labels, tokens, neutral = [], [], [], [], []
     idx = segment_middle_indices(world.config.frames, frames)
     for spec in world.split(split):
         if spec.action is None:
@@ -43,11 +50,15 @@ def features(world, split, processor, tower, layer, frames):
                                            return_tensors="pt")["pixel_values"]
         with torch.no_grad():
             hidden = tower(pixels, output_hidden_states=True).hidden_states[layer]
+            if model is not None:
+                tokens.append(model.model.get_video_features(pixels[None].to(model.dtype))[0][0].float())
         feats.append(torch.cat([hidden[:, 0], hidden[:, 1:].mean(1)], -1))
         centres.append(torch.tensor(render_spec(world.config, world.seed, spec).centers[idx] / world.config.height,
                                     dtype=torch.float32))
         labels.append(world.config.actions.index(spec.action))
-    return torch.stack(feats), torch.stack(centres), torch.tensor(labels)
+        neutral.append(spec.scene in world.config.neutral_scenes)
+    return (torch.stack(feats), torch.stack(centres), torch.tensor(labels), torch.stack(tokens) if tokens else None,
+            torch.tensor(neutral))
 
 
 def with_differences(x: torch.Tensor) -> torch.Tensor:
@@ -87,6 +98,7 @@ def main() -> None:
     parser.add_argument("study", type=Path, help="a study folder (world/, vision_tower.safetensors, study_config.json)")
     parser.add_argument("--tower", type=Path, default=None, help="tower weights (default: the study's)")
     parser.add_argument("--frames", type=int, default=8, help="frames sampled per video (the model's T)")
+    parser.add_argument("--model", type=Path, default=None, help="a trained study model: also probe its temporal tokens")
     args = parser.parse_args()
     from safetensors.torch import load_file
     from transformers import AutoModel
@@ -99,16 +111,24 @@ def main() -> None:
     tower.eval()
     world = load_world(args.study / "world")
     layer, classes = config.vision_feature_layer, len(world.config.actions)
-    data = {split: features(world, split, processor, tower, layer, args.frames)
+    model = None
+    if args.model is not None:
+        from mashvlm.modeling import MashVlmForConditionalGeneration
+
+        model = MashVlmForConditionalGeneration.from_pretrained(args.model).eval()
+    data = {split: features(world, split, processor, tower, layer, args.frames, model)
             for split in ("train", "test_usual", "test_motion")}
     print(f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads; {args.study}, "
           f"T = {args.frames}; probe accuracy (chance {1 / classes:.3f})")
     print(f"{'input':28}{'usual context':>16}{'motion control':>16}")
 
-    def row(name, transform):
-        x, _, y = data["train"]
+    def row(name, transform, neutral_only=False):
+        x, _, y, _, neutral = data["train"]
         tests = {split: (transform(data[split][0], split), data[split][2]) for split in ("test_usual", "test_motion")}
-        acc = probe(transform(x, "train"), y, tests, classes)
+        train_x = transform(x, "train")
+        if neutral_only:  # trained where the scene tells nothing about the action
+            train_x, y = train_x[neutral], y[neutral]
+        acc = probe(train_x, y, tests, classes)
         print(f"{name:28}{acc['test_usual']:>16.3f}{acc['test_motion']:>16.3f}")
 
     truth = {split: data[split][1] for split in data}
@@ -119,6 +139,10 @@ def main() -> None:
     read = {split: (torch.cat([d[0].flatten(0, 1), torch.ones(d[0].shape[0] * d[0].shape[1], 1)], 1) @ weights)
             .view_as(d[1]) for split, d in data.items()}
     row("tower -> centres", lambda x, split: with_differences(read[split]))
+    row("tower, all, neutral-trained", lambda x, split: x, neutral_only=True)
+    if model is not None:
+        row("model, temporal tokens", lambda x, split: data[split][3])
+        row("model, tokens, neutral-tr.", lambda x, split: data[split][3], neutral_only=True)
     rmse = {split: ((read[split] - data[split][1]) ** 2).mean().sqrt().item() for split in ("test_usual", "test_motion")}
     print(f"{'centre RMSE (frame heights)':28}{rmse['test_usual']:>16.3f}{rmse['test_motion']:>16.3f}")
 
