@@ -454,3 +454,17 @@ def test_every_train_video_asks_both_answers_of_each_pair(tiny_world):
         else:
             assert sorted(asked[q] for q in action_qs) == [T.NO, T.YES]
             assert asked[T.fill(T.Q_EMPTY_YN, scene=scene)] == T.NO
+
+
+def test_synth_flags_for_the_control_scenes():
+    from mashvlm.cli import build_parser
+    from mashvlm.synth.cli import config_from_args
+
+    def config(*flags):
+        return config_from_args(build_parser().parse_args(["synth", *flags]))
+
+    assert config().control_scenes == ("office", "garage") and config().still_frac == 0.1 and not config().pan
+    # no control scenes: the held-out rule, and no person standing still (there is nowhere to show one)
+    assert config("--control-scenes").control_scenes == () and config("--control-scenes").still_frac == 0.0
+    assert config("--control-scenes", "kitchen", "--still-frac", "0").still_frac == 0.0
+    assert config("--still-frac", "0.05", "--pan").still_frac == 0.05 and config("--pan").pan
