@@ -36,6 +36,9 @@ class TrainConfig:
     # Model: "tiny" (random, tokenizer trained on the data), "llava:PATH" or "mashvlm:PATH".
     init: str = "tiny"
     tiny: dict = field(default_factory=dict)  # kwargs of mashvlm.modeling.tiny.tiny_processor_and_config
+    # init "tiny": a VideoChat2 JSON file whose texts train the tokenizer in place of the training data's, so
+    # that a run on part of the data keeps the vocabulary that language_model_weights were trained with.
+    tokenizer_file: str | None = None
     mash: dict = field(default_factory=dict)  # rope_variant / attention switches (Tables 5-7)
     num_frames: int | None = None  # for llava init (tiny: tiny["num_frames"])
     vision_tower_weights: str | None = None  # safetensors of a pre-trained tower, loaded before training
@@ -82,6 +85,8 @@ class TrainConfig:
             raise UsageError(f"unknown 'mash' option(s) {sorted(unknown)}; choose from {list(MASH_OPTIONS)}")
         if not (self.init == "tiny" or self.init.startswith(("llava:", "mashvlm:"))):
             raise UsageError(f"init must be 'tiny', 'llava:PATH' or 'mashvlm:PATH', got {self.init!r}")
+        if self.tokenizer_file and self.init != "tiny":
+            raise UsageError(f"tokenizer_file trains the tokenizer of init 'tiny'; init {self.init!r} brings its own")
         from mashvlm.modeling.configuration_mash_vlm import (
             ATTENTION_TYPES,
             ROPE_VARIANTS,
@@ -126,7 +131,8 @@ class TrainConfig:
         unknown = sorted(set(overrides) - names)
         if unknown:
             raise UsageError(f"--set: unknown key(s) {unknown}; valid keys: {sorted(names)}")
-        for key in ("train_file", "mixture", "video_root", "vision_tower_weights", "language_model_weights", "output_dir"):
+        for key in ("train_file", "mixture", "video_root", "vision_tower_weights", "language_model_weights",
+                    "tokenizer_file", "output_dir"):
             if isinstance(data.get(key), str) and data[key] and not os.path.isabs(data[key]):
                 data[key] = str(path.parent / data[key])  # paths in the file are relative to it
         data.update(overrides)  # command-line values are relative to the working directory

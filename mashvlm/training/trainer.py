@@ -43,7 +43,7 @@ INPUT_HASHES_FILE = "input_hashes.json"  # sha256 of the input files of CONTENT_
 # attn_implementation too: they change float rounding, which can change a run; docs/decisions.md).
 NOT_RESULT_FIELDS = ("output_dir", "logging_steps", "save_steps", "save_total_limit", "dataloader_num_workers")
 # Input files compared by content: the same file moved compares equal, an edited one differs.
-CONTENT_FIELDS = ("train_file", "mixture", "vision_tower_weights", "language_model_weights")
+CONTENT_FIELDS = ("train_file", "mixture", "vision_tower_weights", "language_model_weights", "tokenizer_file")
 ADAPTER_DIR = "adapter"  # a LoRA run's adapter (PEFT format) and processor, beside the merged ``final``
 # What a training writes into output_dir, by name: all that --overwrite removes (nothing else is touched).
 OUTPUTS = (FINAL_DIR, ADAPTER_DIR, "processor", CONFIG_FILE, INPUT_HASHES_FILE, "train_log.json", "loss.png")
@@ -77,6 +77,8 @@ def build_model_and_processor(
     if config.init == "tiny":
         from ..modeling.tiny import tiny_model, tiny_processor_and_config
 
+        if config.tokenizer_file:
+            records = load_videochat2_json(config.tokenizer_file, config.video_root)
         corpus = [text for record in records for turn in record.turns for text in turn]
         processor, model_config = tiny_processor_and_config(corpus, **config.tiny, **config.mash)
         if (saved_processor / "processor_config.json").is_file():

@@ -208,3 +208,24 @@ def test_a_field_missing_from_an_older_saved_config_counts_as_its_default(tmp_pa
     assert config_differences(saved, None, config, {}) == []
     changed = TrainConfig(train_file=str(data), output_dir=str(tmp_path / "out"), tuning="frozen_llm")
     assert config_differences(saved, None, changed, {}) == ["tuning: full (saved) vs frozen_llm (now)"]
+
+
+def test_a_run_on_part_of_the_data_can_keep_the_vocabulary_of_all_of_it(small_world, tiny_model_kwargs, tmp_path):
+    """The study's motion warm-up trains on one question of the training split's words: its tokenizer, and so
+    the language model it loads, must be the training split's."""
+    from mashvlm.training.trainer import build_model_and_processor, tokenizer_fingerprint
+
+    motion_file = str(small_world.instruct_file("train_motion"))
+    records = load_videochat2_json(motion_file, small_world.root)
+
+    def fingerprint(**fields):
+        config = _config(small_world, tmp_path, tiny_model_kwargs, train_file=motion_file, **fields)
+        return tokenizer_fingerprint(build_model_and_processor(config, records)[1])
+
+    full = _config(small_world, tmp_path, tiny_model_kwargs)
+    full_vocabulary = tokenizer_fingerprint(build_model_and_processor(
+        full, load_videochat2_json(full.train_file, small_world.root))[1])
+    assert fingerprint() != full_vocabulary
+    assert fingerprint(tokenizer_file=str(small_world.instruct_file("train"))) == full_vocabulary
+    with pytest.raises(ValueError, match="tokenizer_file trains the tokenizer of init 'tiny'"):
+        _config(small_world, tmp_path, tiny_model_kwargs, init="mashvlm:somewhere", tokenizer_file=motion_file)
