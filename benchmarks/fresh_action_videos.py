@@ -39,7 +39,8 @@ def main() -> None:
     study_config = json.loads((args.study / "study_config.json").read_text())
     config = dataclasses.replace(
         WorldConfig(**study_config["world"]), control_scenes=tuple(args.scenes), still_frac=0.0, n_train=0,
-        n_test_usual=0, n_test_unusual=0, n_test_scene_only=0, n_test_motion=args.videos)
+        n_test_usual=0, n_test_unusual=0, n_test_scene_only=0, n_test_motion=args.videos,
+        n_train_motion=0)
     with tempfile.TemporaryDirectory() as tmp:
         world = build_world(Path(tmp) / "world", config, seed=args.world_seed, progress=False)
         questions_file = Path(tmp) / "questions.jsonl"

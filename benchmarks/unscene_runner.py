@@ -84,7 +84,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="unscene_bench_"))
     world = build_world(tmp / "world", WorldConfig(n_train=0, n_test_usual=2, n_test_unusual=args.unusual,
-                                                   n_test_scene_only=args.scene_only), 0, progress=False)
+                                                   n_test_scene_only=args.scene_only, n_train_motion=0), 0, progress=False)
     questions_file, _ = prepare_questions(tmp, world)
     questions = load_questions(questions_file)
     processor, config = tiny_processor_and_config(

@@ -45,6 +45,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--test-scene-only", type=non_negative_int, default=None, help="scene-only test videos (80)")
     p.add_argument("--test-motion", type=non_negative_int, default=None,
                    help="motion-control test videos: actions in scenes never paired with them in train (160)")
+    p.add_argument("--train-motion", type=non_negative_int, default=None,
+                   help="motion warm-up videos (train_motion): actions in neutral scenes, asked what the person does (0)")
     p.add_argument("--size", type=_size, default=None, metavar="N|WxH", help="frame size, even (64)")
     p.add_argument("--frames", type=int, default=None, help="frames per video (16)")
     p.add_argument("--fps", type=float, default=None, help="frames per second (8)")
@@ -88,6 +90,7 @@ def config_from_args(args: argparse.Namespace):
         "n_test_unusual": args.test_unusual,
         "n_test_scene_only": args.test_scene_only,
         "n_test_motion": args.test_motion,
+        "n_train_motion": args.train_motion,
         "neutral_frac": args.neutral_frac,
         "still_frac": args.still_frac,
         "frames": args.frames,
@@ -102,6 +105,7 @@ def config_from_args(args: argparse.Namespace):
         overrides["neutral_scenes"] = tuple(args.neutral_scenes)
         if not args.neutral_scenes:  # no neutral scene: nothing to draw in one
             overrides["n_test_motion"], overrides["neutral_frac"], overrides["control_scenes"] = 0, 0.0, ()
+            overrides["n_train_motion"] = 0
     if args.control_scenes is not None:
         overrides["control_scenes"] = tuple(args.control_scenes)
     if not overrides.get("control_scenes", True) and args.still_frac is None:

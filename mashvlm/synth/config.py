@@ -14,7 +14,7 @@ from mashvlm.validation import check_field_types
 __all__ = ["WorldConfig", "SPLITS"]
 
 # Split names, in the order they are generated.
-SPLITS: tuple[str, ...] = ("train", "test_usual", "test_unusual", "test_scene_only", "test_motion")
+SPLITS: tuple[str, ...] = ("train", "test_usual", "test_unusual", "test_scene_only", "test_motion", "train_motion")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,9 @@ class WorldConfig:
     n_test_unusual: int = 160
     n_test_scene_only: int = 80
     n_test_motion: int = 160  # the motion control: actions in neutral scenes never paired with them in train
+    # The motion warm-up (``train_motion``): actions in the neutral scenes that show them in train, asked the
+    # open action question and the action and scene pairs (docs/synth.md, "Making actions learnable").
+    n_train_motion: int = 0
     actions: tuple[str, ...] = ACTIONS
     scenes: tuple[str, ...] = SCENES
     typical_scene: dict[str, str] = field(default_factory=lambda: dict(TYPICAL_SCENE))
@@ -99,12 +102,17 @@ class WorldConfig:
             problems.append("control_scenes must be distinct")
         if self.neutral_frac and len(self.neutral_scenes) < 2:
             problems.append("neutral_frac > 0 needs at least 2 neutral scenes (one of them is held out per action)")
-        if self.neutral_frac and self.control_scenes and not set(self.neutral_scenes) - set(self.control_scenes):
-            problems.append("neutral_frac > 0 needs a neutral scene outside control_scenes to show actions in")
+        if ((self.neutral_frac or self.n_train_motion) and self.control_scenes
+                and not set(self.neutral_scenes) - set(self.control_scenes)):
+            problems.append("neutral_frac > 0 or n_train_motion > 0 needs a neutral scene outside control_scenes to "
+                            "show actions in")
+        if self.n_train_motion and not self.neutral_scenes:
+            problems.append("the motion warm-up (n_train_motion > 0) needs neutral_scenes")
         for a in self.actions:
             if self.typical_scene.get(a) not in self.scenes:
                 problems.append(f"action {a!r} needs a typical scene among the world's scenes")
-        if min(self.n_train, self.n_test_usual, self.n_test_unusual, self.n_test_scene_only, self.n_test_motion) < 0:
+        if min(self.n_train, self.n_test_usual, self.n_test_unusual, self.n_test_scene_only, self.n_test_motion,
+               self.n_train_motion) < 0:
             problems.append("split sizes must be >= 0")
         if not 6 <= self.qa_per_video <= 8:
             problems.append("qa_per_video must be 6-8 (5 yes/no questions and 1-3 open ones)")
@@ -118,6 +126,7 @@ class WorldConfig:
             "test_unusual": self.n_test_unusual,
             "test_scene_only": self.n_test_scene_only,
             "test_motion": self.n_test_motion,
+            "train_motion": self.n_train_motion,
         }[split]
 
     @property
@@ -161,4 +170,4 @@ class WorldConfig:
     def quick(self) -> WorldConfig:
         """A tiny world of the same kind (for smoke tests): a few videos per split."""
         return dataclasses.replace(self, n_train=96, n_test_usual=16, n_test_unusual=16, n_test_scene_only=8,
-                                   n_test_motion=16)
+                                   n_test_motion=16, n_train_motion=min(self.n_train_motion, 16))

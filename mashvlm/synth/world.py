@@ -63,7 +63,8 @@ __all__ = [
 # 4: four neutral scenes, each action held out in one of them; 20 % of train is actions in neutral scenes.
 # 5: control scenes (office, garage) show in train only a person standing still or no one; the other
 #    neutral scenes show every action equally often; no camera pans by default.
-FORMAT_VERSION = 5
+# 6: the motion warm-up split (train_motion): actions in neutral scenes, asked what the person does.
+FORMAT_VERSION = 6
 
 # Test split -> UNSCENE set name (the ``set`` field and the annotation file name).
 UNSCENE_SETS: dict[str, str] = {
@@ -113,6 +114,16 @@ def _spec(config: WorldConfig, split: str, index: int, action: str | None, scene
     return VideoSpec(split, index, f"{split}_{index:05d}", action, scene, typical)
 
 
+def _neutral_pairs(config: WorldConfig, n: int) -> list[tuple[str, str]]:
+    """``n`` (action, scene) pairs of actions in the neutral scenes that may show them in train, balanced over
+    (action, scene), so that a neutral scene favours no action."""
+    actions, pairs = config.actions, []
+    for i in range(n):
+        allowed = config.neutral_train_scenes(actions[i % len(actions)])
+        pairs.append((actions[i % len(actions)], allowed[(i // len(actions) + i % len(actions)) % len(allowed)]))
+    return pairs
+
+
 def plan_split(config: WorldConfig, seed: int, split: str) -> list[VideoSpec]:
     """Labels of every video of ``split``, balanced by construction, in a seeded random order.
 
@@ -124,7 +135,8 @@ def plan_split(config: WorldConfig, seed: int, split: str) -> list[VideoSpec]:
     drawn other biased scene. test_usual: actions balanced, typical scene. test_unusual: actions
     balanced, each cycling through its non-typical biased scenes (offset per action, so that every scene
     appears). test_scene_only: biased scenes balanced, no actor. test_motion: actions balanced, each in
-    the neutral scene it is held out in (``WorldConfig.motion_control_scene``).
+    the neutral scene it is held out in (``WorldConfig.motion_control_scene``). train_motion: as train's
+    neutral videos, actions balanced over the neutral scenes that show them in train.
     """
     if split not in SPLITS:
         raise KeyError(f"unknown split {split!r}; known: {SPLITS}")
@@ -137,9 +149,7 @@ def plan_split(config: WorldConfig, seed: int, split: str) -> list[VideoSpec]:
         pairs += [(None, every_scene[i % len(every_scene)]) for i in range(n_empty)]
         n_still = int(round(config.still_frac * n))
         pairs += [(STANDING_STILL, config.control_scenes[i % len(config.control_scenes)]) for i in range(n_still)]
-        for i in range(n_neutral):  # balanced over (action, scene), so a neutral scene favours no action
-            allowed = config.neutral_train_scenes(actions[i % len(actions)])
-            pairs.append((actions[i % len(actions)], allowed[(i // len(actions) + i % len(actions)) % len(allowed)]))
+        pairs += _neutral_pairs(config, n_neutral)
         n_biased = n - n_empty - n_still - n_neutral
         counts = [n_biased // len(actions) + (i < n_biased % len(actions)) for i in range(len(actions))]
         for action, count in zip(actions, counts, strict=True):
@@ -156,6 +166,8 @@ def plan_split(config: WorldConfig, seed: int, split: str) -> list[VideoSpec]:
             others = [s for s in scenes if s != config.typical_scene[action]]
             # Offset by the action too, so that even a small split shows every scene.
             pairs.append((action, others[(i // len(actions) + i % len(actions)) % len(others)]))
+    elif split == "train_motion":
+        pairs = _neutral_pairs(config, n)
     elif split == "test_motion":
         pairs = [(actions[i % len(actions)], config.motion_control_scene(actions[i % len(actions)])) for i in range(n)]
     else:
@@ -285,7 +297,20 @@ def _test_qas(config: WorldConfig, spec: VideoSpec, rng: np.random.Generator) ->
 def instruct_entry(config: WorldConfig, seed: int, spec: VideoSpec) -> dict[str, Any]:
     """The VideoChat2 instruction entry ``{"video", "QA": [{"i", "q", "a"}, ...]}`` of a video."""
     rng = child_rng(video_seed(seed, spec.split, spec.index), QA_STREAM)
-    qas = _train_qas(config, spec, rng) if spec.split == "train" else _test_qas(config, spec, rng)
+    if spec.split == "train_motion":
+        # What the person does, openly (an 8-way answer: a far stronger signal for learning motion than a
+        # yes/no pair) and as the yes/no pair UNSCENE asks; and the scene pair, without which the long
+        # warm-up unlearned the scene questions (docs/synth.md, "Making actions learnable").
+        other_action = str(rng.choice([a for a in config.actions if a != spec.action]))
+        other_scene = str(rng.choice([s for s in config.all_scenes if s != spec.scene]))
+        qas = [T.qa(T.Q_ACTION, T.fill(T.A_ACTION, action=spec.action)),
+               _yn(T.Q_ACTION_YN, True, action=spec.action), _yn(T.Q_ACTION_YN, False, action=other_action),
+               _yn(T.Q_SCENE_YN, True, scene=spec.scene), _yn(T.Q_SCENE_YN, False, scene=other_scene)]
+        qas = [qas[k] for k in rng.permutation(len(qas))]
+    elif spec.split == "train":
+        qas = _train_qas(config, spec, rng)
+    else:
+        qas = _test_qas(config, spec, rng)
     return {"video": spec.video, "QA": qas}
 
 

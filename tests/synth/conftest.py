@@ -12,7 +12,7 @@ from mashvlm.synth import WorldConfig, build_world
 def _tiny_config(**overrides) -> WorldConfig:
     """A small world that builds in about a second: 32x32 frames, 96 videos."""
     base = dict(height=32, width=32, n_train=40, n_test_usual=16, n_test_unusual=16, n_test_scene_only=8,
-                n_test_motion=16)
+                n_test_motion=16, n_train_motion=16)
     base.update(overrides)
     return WorldConfig(**base)
 

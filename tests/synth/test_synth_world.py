@@ -235,6 +235,10 @@ def test_neutral_scene_settings_are_checked():
         "boxing") == "library"
     with pytest.raises(ValueError, match="needs neutral_scenes"):
         WorldConfig(neutral_scenes=(), control_scenes=(), neutral_frac=0.0)
+    with pytest.raises(ValueError, match=r"the motion warm-up \(n_train_motion > 0\) needs neutral_scenes"):
+        WorldConfig(neutral_scenes=(), control_scenes=(), neutral_frac=0.0, still_frac=0.0, n_test_motion=0)
+    with pytest.raises(ValueError, match="n_train_motion > 0 needs a neutral scene outside control_scenes"):
+        WorldConfig(control_scenes=NEUTRAL_SCENES, neutral_frac=0.0)
     with pytest.raises(ValueError, match="at most 1"):
         WorldConfig(empty_frac=0.6, neutral_frac=0.5)
     with pytest.raises(ValueError, match="not among neutral_scenes"):
@@ -258,7 +262,7 @@ def test_an_older_world_format_is_refused_by_name(tmp_path, tiny_config):
 
 def test_neutral_scenes_fall_back_to_other_actions():
     config = WorldConfig(scenes=SCENES + NEUTRAL_SCENES, neutral_scenes=(), control_scenes=(),
-                         neutral_frac=0.0, still_frac=0.0, n_test_motion=0)
+                         neutral_frac=0.0, still_frac=0.0, n_test_motion=0, n_train_motion=0)
     for scene in NEUTRAL_SCENES:
         acts, scenes = hallucination_candidates(config, None, scene, "scene_only")
         assert acts == list(ACTIONS) and scenes == []
@@ -341,7 +345,7 @@ def test_test_split_questions_use_the_hallucination_candidates(tiny_world):
 
 def test_world_json_and_manifest(tiny_world):
     meta = json.loads((tiny_world.root / "world.json").read_text())
-    assert meta["format_version"] == FORMAT_VERSION == 5 and meta["seed"] == 3
+    assert meta["format_version"] == FORMAT_VERSION == 6 and meta["seed"] == 3
     assert meta["typical_scene"] == TYPICAL_SCENE and meta["actions"] == list(ACTIONS)
     assert WorldConfig.from_dict(meta["config"]) == tiny_world.config
     assert meta["content_hash"] == tiny_world.content_hash
@@ -409,7 +413,7 @@ def test_another_config_needs_force(tmp_path, tiny_config):
     with pytest.raises(WorldMismatchError):
         build_world(tmp_path, tiny_config(), seed=2, workers=1, progress=False)
     world = build_world(tmp_path, tiny_config(n_train=8), seed=2, force=True, workers=1, progress=False)
-    assert len(list(tmp_path.rglob("*.mp4"))) == 8 + 16 + 16 + 8 + 16 == len(world.videos)
+    assert len(list(tmp_path.rglob("*.mp4"))) == 8 + 16 + 16 + 8 + 16 + 16 == len(world.videos)
     assert (tmp_path / "notes.txt").read_text() == "mine"  # --force only removes the world's own files
 
 
@@ -468,3 +472,38 @@ def test_synth_flags_for_the_control_scenes():
     assert config("--control-scenes").control_scenes == () and config("--control-scenes").still_frac == 0.0
     assert config("--control-scenes", "kitchen", "--still-frac", "0").still_frac == 0.0
     assert config("--still-frac", "0.05", "--pan").still_frac == 0.05 and config("--pan").pan
+    assert config().n_train_motion == 0 and config("--train-motion", "5").n_train_motion == 5
+    # no neutral scene to show the warm-up's actions in
+    assert config("--train-motion", "5", "--neutral-scenes").n_train_motion == 0
+
+
+def test_the_motion_warm_up_asks_about_the_action_in_neutral_scenes(tiny_world):
+    config, specs = tiny_world.config, tiny_world.split("train_motion")
+    assert len(specs) == config.n_train_motion
+    counts = Counter(s.action for s in specs)
+    assert set(counts) == set(config.actions) and max(counts.values()) - min(counts.values()) <= 1
+    for s in specs:  # where train shows the action in a neutral scene: never a control scene or a held-out pair
+        assert s.scene in config.neutral_train_scenes(s.action) and s.scene not in config.control_scenes
+    entries = json.loads(tiny_world.instruct_file("train_motion").read_text())
+    assert [e["video"] for e in entries] == [s.video for s in specs]
+    wrong_actions = set()
+    for e, s in zip(entries, specs, strict=True):
+        asked = {qa["q"]: qa["a"] for qa in e["QA"]}
+        assert len(asked) == 5 and asked[T.Q_ACTION] == f"The person is {s.action}."
+        assert asked[T.fill(T.Q_ACTION_YN, action=s.action)] == T.YES
+        assert asked[T.fill(T.Q_SCENE_YN, scene=s.scene)] == T.YES
+        no = sorted(q for q, a in asked.items() if a == T.NO)
+        wrong_action = [q for q in no if q.startswith("Is someone")]
+        assert len(no) == 2 and len(wrong_action) == 1
+        wrong_actions.add(wrong_action[0])
+        assert wrong_action[0] in [T.fill(T.Q_ACTION_YN, action=a) for a in config.actions if a != s.action]
+        assert (set(no) - set(wrong_action)).pop() in [T.fill(T.Q_SCENE_YN, scene=x) for x in config.all_scenes
+                                                        if x != s.scene]
+    assert len(wrong_actions) > 2  # drawn, not fixed
+    assert all(tiny_world.path(s).is_file() for s in specs)
+
+
+def test_the_motion_warm_up_leaves_the_other_splits_unchanged():
+    with_warm_up, without = plan_world(WorldConfig(n_train_motion=1200), 0), plan_world(WorldConfig(), 0)
+    assert without["train_motion"] == [] and len(with_warm_up["train_motion"]) == 1200
+    assert all(with_warm_up[split] == without[split] for split in without if split != "train_motion")
