@@ -27,10 +27,13 @@ def register(subparsers) -> None:
     )
     size = demo.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a small world and short training (~3 min)")
+    size.add_argument("--long", action="store_true",
+                      help="the default with a motion warm-up of 3000 steps per model before instruction tuning "
+                      "(about 25 min on 2 CPU cores)")
     size.add_argument("--full", action="store_true",
                       help="the ablation grid of Tables 5-8 over 3 seeds (hours on 2 CPU cores)")
     demo.add_argument("--out", default=None,
-                      help="output folder (default: runs/demo[-quick|-full]; with --sweep-rho runs/sweep-rho[-quick])")
+                      help="output folder (default: runs/demo[-quick|-long|-full]; with --sweep-rho runs/sweep-rho[-quick])")
     demo.add_argument("--sweep-rho", type=float, nargs="*", default=None, metavar="RHO",
                       help="the bias sweep: one study per training co-occurrence rho (default 0.5 0.7 0.9 0.97), "
                       "baseline and MASH-VLM over --seeds (default 0 1 2), one table and one chart")
@@ -45,7 +48,7 @@ def register(subparsers) -> None:
 
 
 def _config(args: argparse.Namespace) -> tuple[str, StudyConfig]:
-    preset = "quick" if args.quick else "full" if args.full else "default"
+    preset = "quick" if args.quick else "full" if args.full else "long" if args.long else "default"
     settings = parse_key_values(args.set)
     names = {f.name for f in dataclasses.fields(StudyConfig)}
     unknown = sorted(set(settings) - names)
@@ -61,6 +64,11 @@ def _config(args: argparse.Namespace) -> tuple[str, StudyConfig]:
     if args.steps is not None:
         fields["max_steps"] = args.steps
     return preset, StudyConfig(**fields)
+
+
+def _steps(config: StudyConfig) -> str:
+    warm_up = f"{config.motion_steps} motion warm-up + " if config.motion_steps else ""
+    return f"{warm_up}{config.max_steps} steps"
 
 
 def _quiet(args: argparse.Namespace) -> None:
@@ -81,7 +89,7 @@ def _demo(args: argparse.Namespace) -> int:
     _quiet(args)
     start = time.monotonic()
     print(f"MASH-VLM action-scene study ({preset}): {len(config.variants)} variant(s) x {len(config.seeds)} "
-          f"seed(s), {config.max_steps} steps each -> {out}", flush=True)
+          f"seed(s), {_steps(config)} each -> {out}", flush=True)
     run_study(out, config, progress=not args.no_progress, log=lambda m: print(m, flush=True))
     print()
     print((Path(out) / "study_table.txt").read_text(), end="")
@@ -103,7 +111,7 @@ def _sweep(args: argparse.Namespace, preset: str, config: StudyConfig) -> int:
     _quiet(args)
     start = time.monotonic()
     print(f"MASH-VLM bias sweep ({preset}): rho {rhos} x {len(config.variants)} variant(s) x "
-          f"{len(config.seeds)} seed(s), {config.max_steps} steps each -> {out}", flush=True)
+          f"{len(config.seeds)} seed(s), {_steps(config)} each -> {out}", flush=True)
     run_rho_sweep(out, config, rhos, progress=not args.no_progress, log=lambda m: print(m, flush=True))
     print()
     print((Path(out) / "sweep_table.txt").read_text(), end="")

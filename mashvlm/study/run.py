@@ -114,16 +114,14 @@ def prepare_tower(ctx: StudyContext) -> Path:
 
 
 def _train_config(ctx: StudyContext, output_dir: Path, **fields: Any):
+    """A training config on the world's training split from the study's tiny model, unless ``fields`` say
+    otherwise (another ``train_file``, or an ``init`` to start from)."""
     from mashvlm.training.config import TrainConfig
 
-    return TrainConfig(
-        train_file=str(ctx.world.instruct_file("train")),
-        video_root=str(ctx.world.root),
-        output_dir=str(output_dir),
-        init="tiny",
-        tiny=dict(ctx.config.tiny),
-        **fields,
-    )
+    fields.setdefault("train_file", str(ctx.world.instruct_file("train")))
+    if fields.setdefault("init", "tiny") == "tiny":
+        fields.setdefault("tiny", dict(ctx.config.tiny))
+    return TrainConfig(video_root=str(ctx.world.root), output_dir=str(output_dir), **fields)
 
 
 def prepare_language_model(ctx: StudyContext) -> Path | None:
@@ -204,26 +202,30 @@ def prepare_questions(ctx: StudyContext) -> tuple[Path, Path, Path | None]:
 
 
 def _train(ctx: StudyContext, parts: PretrainedParts, run_dir: Path, variant: str, seed: int) -> TrainResult:
+    """Instruction-tune one (variant, seed): the motion warm-up (``motion_steps`` on ``train_motion``), then the
+    training split from where it ended; each stage resumes or is reused on its own."""
     from mashvlm.training.trainer import train
 
     config = ctx.config
-    train_config = _train_config(
-        ctx,
-        run_dir / "train",
-        mash=variant_options(variant),
-        vision_tower_weights=str(parts.tower),
-        language_model_weights=str(parts.language_model) if parts.language_model else None,
-        learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        warmup_ratio=config.warmup_ratio,
-        save_steps=max(config.max_steps // 4, 50),
-        logging_steps=max(config.max_steps // 24, 5),
-        seed=seed,
-    )
+    common = dict(mash=variant_options(variant), learning_rate=config.learning_rate,
+                  weight_decay=config.weight_decay, per_device_train_batch_size=config.batch_size,
+                  warmup_ratio=config.warmup_ratio, seed=seed)
+    start_from = dict(vision_tower_weights=str(parts.tower),
+                      language_model_weights=str(parts.language_model) if parts.language_model else None)
+    if config.motion_steps > 0:  # StudyConfig checks that the world has train_motion videos
+        warm_up = train(_train_config(
+            ctx, run_dir / "motion", **common, **start_from, max_steps=config.motion_steps,
+            train_file=str(ctx.world.instruct_file("train_motion")),
+            # the language model's vocabulary is the training split's
+            tokenizer_file=str(ctx.world.instruct_file("train")),
+            save_steps=max(config.motion_steps // 2, 50), logging_steps=max(config.motion_steps // 12, 5),
+        ), progress=ctx.progress)
+        start_from = dict(init=f"mashvlm:{warm_up.final_dir}")
     start = time.monotonic()
-    result = train(train_config, progress=ctx.progress)
+    result = train(_train_config(
+        ctx, run_dir / "train", **common, **start_from, max_steps=config.max_steps,
+        save_steps=max(config.max_steps // 4, 50), logging_steps=max(config.max_steps // 24, 5),
+    ), progress=ctx.progress)
     if not result.reused:
         losses = [h["loss"] for h in result.log_history if "loss" in h]
         ctx.log(f"{variant} seed {seed}: trained {result.global_step} steps in {time.monotonic() - start:.0f} s, "

@@ -7,17 +7,19 @@ import json
 import pytest
 
 from mashvlm.cli import main
+from mashvlm.errors import UsageError
 from mashvlm.study.config import ABLATION_TABLES, PRESETS, VARIANTS, StudyConfig
 from mashvlm.study.run import _saved_config, paired_statistics, summarise
 from mashvlm.study.stats import paired_difference, student_t_two_sided_p
-from mashvlm.synth import NEUTRAL_SCENES
+from mashvlm.synth import NEUTRAL_SCENES, WorldConfig
 
 TINY = [
     "--set", 'world={"height": 32, "width": 32, "frames": 8, "n_train": 32, "n_test_usual": 8, '
-             '"n_test_unusual": 8, "n_test_scene_only": 8, "n_test_motion": 8}',
+             '"n_test_unusual": 8, "n_test_scene_only": 8, "n_test_motion": 8, "n_train_motion": 8}',
     "--set", 'tiny={"image_size": 32, "patch_size": 8, "num_frames": 4, "vision_hidden": 32, '
              '"vision_layers": 2, "text_hidden": 64, "text_layers": 2, "heads": 4}',
-    "--set", "tower_steps=3", "--set", "language_steps=3", "--set", "batch_size=8", "--set", "max_new_tokens=12", "--steps", "3",
+    "--set", "tower_steps=3", "--set", "language_steps=3", "--set", "motion_steps=2", "--set", "batch_size=8",
+    "--set", "max_new_tokens=12", "--steps", "3",
 ]
 
 
@@ -70,11 +72,19 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     assert {q["video_id"] for q in questions} == set(world) and len(world) == 8
     assert all(world[q["video_id"]]["scene"] in NEUTRAL_SCENES for q in questions)
     assert results["paired"]["mash"]["motion"]["action"]["n"] == 1  # one seed: no t
-    # Both variants start from the one text-pre-trained language model.
+    # Both variants start from the one text-pre-trained language model, warm up on the motion videos with its
+    # vocabulary, and then train on the training split from the warmed-up model.
     assert results["language_model"]["answer_acc"] >= 0.0
     for variant in ("baseline", "mash"):
-        train_config = json.loads((out / "runs" / variant / "seed0" / "train" / "train_config.json").read_text())
-        assert train_config["language_model_weights"] == str(out / "language_model.safetensors")
+        run_dir = out / "runs" / variant / "seed0"
+        warm_up = json.loads((run_dir / "motion" / "train_config.json").read_text())
+        assert warm_up["language_model_weights"] == str(out / "language_model.safetensors")
+        assert warm_up["train_file"] == str(out / "world" / "instruct" / "train_motion.json")
+        assert warm_up["tokenizer_file"] == str(out / "world" / "instruct" / "train.json")
+        assert warm_up["max_steps"] == 2 and warm_up["mash"] == VARIANTS[variant][1]
+        train_config = json.loads((run_dir / "train" / "train_config.json").read_text())
+        assert train_config["init"] == f"mashvlm:{run_dir / 'motion' / 'final'}"
+        assert train_config["language_model_weights"] is None and train_config["max_steps"] == 3
 
     # Training speed of each run, measured in the same study, and printed side by side.
     for run in results["runs"]:
@@ -124,6 +134,20 @@ def test_bad_settings_are_reported(capsys):
     assert main(["demo", "--set", "no_such_field=1"]) == 2
     assert "no_such_field" in capsys.readouterr().err
     assert main(["demo", "--set", "variants=[\"nope\"]"]) == 2
+
+
+def test_the_long_profile_is_the_default_with_a_motion_warm_up():
+    from mashvlm.cli import build_parser
+    from mashvlm.study.cli import _config
+
+    preset, long = _config(build_parser().parse_args(["demo", "--long"]))
+    default = StudyConfig()
+    assert preset == "long" and default.motion_steps == 0 and long.motion_steps > 0
+    assert long.world["n_train_motion"] > 0 and WorldConfig().n_train_motion == 0
+    with pytest.raises(UsageError, match="the world has none: set its n_train_motion"):
+        StudyConfig(motion_steps=10)
+    assert {k: v for k, v in long.to_dict().items() if k not in ("world", "motion_steps")} == \
+        {k: v for k, v in default.to_dict().items() if k not in ("world", "motion_steps")}
 
 
 def test_the_ablation_grid_covers_tables_5_to_8():
@@ -201,10 +225,12 @@ def test_full_grid_prints_the_ablation_tables(tmp_path, capsys):
 def test_rho_sweep_end_to_end_and_resume(tmp_path, capsys):
     out = tmp_path / "sweep"
     smaller = ('world={"height": 32, "width": 32, "frames": 8, "n_train": 32, "n_test_usual": 4, '
-               '"n_test_unusual": 4, "n_test_scene_only": 4, "n_test_motion": 4}')  # 8 runs: keep them short
+               '"n_test_unusual": 4, "n_test_scene_only": 4, "n_test_motion": 4, "n_train_motion": 0}')  # 8 runs: keep them short
+    # and the default's path, without a motion warm-up
     args = ["demo", "--quick", "--sweep-rho", "0.9", "0.5", "--seeds", "0", "1", "--out", str(out), "--no-progress",
-            *TINY, "--set", smaller]
+            *TINY, "--set", smaller, "--set", "motion_steps=0"]
     assert main(args) == 0
+    assert not list(out.rglob("motion")) and len(list(out.rglob("train/final"))) == 8
     printed = capsys.readouterr().out
     for rho in ("rho0.5", "rho0.9"):
         study = json.loads((out / rho / "study_results.json").read_text())

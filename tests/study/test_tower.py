@@ -13,7 +13,7 @@ from mashvlm.synth import WorldConfig, build_world
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     config = WorldConfig(height=32, width=32, n_train=24, n_test_usual=8, n_test_unusual=8, n_test_scene_only=8,
-                         n_test_motion=8)
+                         n_test_motion=8, n_train_motion=0)
     return build_world(tmp_path_factory.mktemp("world"), config, seed=1, workers=1, progress=False)
 
 
