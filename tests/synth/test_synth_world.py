@@ -236,9 +236,11 @@ def test_neutral_scene_settings_are_checked():
     with pytest.raises(ValueError, match="needs neutral_scenes"):
         WorldConfig(neutral_scenes=(), control_scenes=(), neutral_frac=0.0)
     with pytest.raises(ValueError, match=r"the motion warm-up \(n_train_motion > 0\) needs neutral_scenes"):
-        WorldConfig(neutral_scenes=(), control_scenes=(), neutral_frac=0.0, still_frac=0.0, n_test_motion=0)
+        WorldConfig(neutral_scenes=(), control_scenes=(), neutral_frac=0.0, still_frac=0.0, n_test_motion=0,
+                    n_train_motion=8)
     with pytest.raises(ValueError, match="n_train_motion > 0 needs a neutral scene outside control_scenes"):
-        WorldConfig(control_scenes=NEUTRAL_SCENES, neutral_frac=0.0)
+        WorldConfig(control_scenes=NEUTRAL_SCENES, neutral_frac=0.0, n_train_motion=8)
+    assert WorldConfig(control_scenes=NEUTRAL_SCENES, neutral_frac=0.0).n_train_motion == 0
     with pytest.raises(ValueError, match="at most 1"):
         WorldConfig(empty_frac=0.6, neutral_frac=0.5)
     with pytest.raises(ValueError, match="not among neutral_scenes"):
