@@ -275,6 +275,18 @@ def _train_qas(config: WorldConfig, spec: VideoSpec, rng: np.random.Generator) -
     return [chosen[k] for k in rng.permutation(len(chosen))]
 
 
+def _motion_qas(config: WorldConfig, spec: VideoSpec, rng: np.random.Generator) -> list[dict[str, str]]:
+    """The motion warm-up's questions: what the person does, openly (an 8-way answer: a far stronger signal
+    for learning motion than a yes/no pair) and as the yes/no pair UNSCENE asks; and the scene pair, without
+    which the long warm-up unlearned the scene questions (docs/synth.md, "Making actions learnable")."""
+    other_action = str(rng.choice([a for a in config.actions if a != spec.action]))
+    other_scene = str(rng.choice([s for s in config.all_scenes if s != spec.scene]))
+    qas = [T.qa(T.Q_ACTION, T.fill(T.A_ACTION, action=spec.action)),
+           _yn(T.Q_ACTION_YN, True, action=spec.action), _yn(T.Q_ACTION_YN, False, action=other_action),
+           _yn(T.Q_SCENE_YN, True, scene=spec.scene), _yn(T.Q_SCENE_YN, False, scene=other_scene)]
+    return [qas[k] for k in rng.permutation(len(qas))]
+
+
 def _test_qas(config: WorldConfig, spec: VideoSpec, rng: np.random.Generator) -> list[dict[str, str]]:
     """All open questions plus the UNSCENE dual yes/no pairs, the wrong label drawn from the candidates."""
     h_actions, h_scenes = hallucination_candidates(config, spec.action, spec.scene, UNSCENE_SETS[spec.split])
@@ -297,21 +309,8 @@ def _test_qas(config: WorldConfig, spec: VideoSpec, rng: np.random.Generator) ->
 def instruct_entry(config: WorldConfig, seed: int, spec: VideoSpec) -> dict[str, Any]:
     """The VideoChat2 instruction entry ``{"video", "QA": [{"i", "q", "a"}, ...]}`` of a video."""
     rng = child_rng(video_seed(seed, spec.split, spec.index), QA_STREAM)
-    if spec.split == "train_motion":
-        # What the person does, openly (an 8-way answer: a far stronger signal for learning motion than a
-        # yes/no pair) and as the yes/no pair UNSCENE asks; and the scene pair, without which the long
-        # warm-up unlearned the scene questions (docs/synth.md, "Making actions learnable").
-        other_action = str(rng.choice([a for a in config.actions if a != spec.action]))
-        other_scene = str(rng.choice([s for s in config.all_scenes if s != spec.scene]))
-        qas = [T.qa(T.Q_ACTION, T.fill(T.A_ACTION, action=spec.action)),
-               _yn(T.Q_ACTION_YN, True, action=spec.action), _yn(T.Q_ACTION_YN, False, action=other_action),
-               _yn(T.Q_SCENE_YN, True, scene=spec.scene), _yn(T.Q_SCENE_YN, False, scene=other_scene)]
-        qas = [qas[k] for k in rng.permutation(len(qas))]
-    elif spec.split == "train":
-        qas = _train_qas(config, spec, rng)
-    else:
-        qas = _test_qas(config, spec, rng)
-    return {"video": spec.video, "QA": qas}
+    questions = {"train": _train_qas, "train_motion": _motion_qas}.get(spec.split, _test_qas)
+    return {"video": spec.video, "QA": questions(config, spec, rng)}
 
 
 def _manifest_record(config: WorldConfig, seed: int, spec: VideoSpec) -> dict[str, Any]:
