@@ -64,7 +64,11 @@ __all__ = [
 # 5: control scenes (office, garage) show in train only a person standing still or no one; the other
 #    neutral scenes show every action equally often; no camera pans by default.
 # 6: the motion warm-up split (train_motion): actions in neutral scenes, asked what the person does.
-FORMAT_VERSION = 6
+# 7: train_motion asks the action yes/no question of every action, and the open one three times.
+FORMAT_VERSION = 7
+
+# How often the motion warm-up asks each video "What is the person doing in the video?" (``_motion_qas``).
+MOTION_OPEN_REPEATS = 3
 
 # Test split -> UNSCENE set name (the ``set`` field and the annotation file name).
 UNSCENE_SETS: dict[str, str] = {
@@ -276,14 +280,21 @@ def _train_qas(config: WorldConfig, spec: VideoSpec, rng: np.random.Generator) -
 
 
 def _motion_qas(config: WorldConfig, spec: VideoSpec, rng: np.random.Generator) -> list[dict[str, str]]:
-    """The motion warm-up's questions: what the person does, openly (an 8-way answer: a far stronger signal
-    for learning motion than a yes/no pair) and as the yes/no pair UNSCENE asks; and the scene pair, without
-    which the long warm-up unlearned the scene questions (docs/synth.md, "Making actions learnable")."""
-    other_action = str(rng.choice([a for a in config.actions if a != spec.action]))
+    """The motion warm-up's questions: what the person does, openly (an 8-way answer, a far stronger signal
+    for learning motion than a yes/no pair) and as a yes/no question about every action, and the scene pair.
+
+    A wrong action's "No." is asked for each of the seven, and the true action's "Yes." as often, so that the
+    answer is balanced and only the action named in the question decides it: with one drawn wrong action
+    per video the models memorised each video's pair and said "Yes." to every held-out one. The open
+    question is asked three times so that it keeps its weight among them, and the scene pair keeps the scene
+    questions from being unlearned (docs/synth.md, "Making actions learnable").
+    """
+    wrong_actions = [a for a in config.actions if a != spec.action]
     other_scene = str(rng.choice([s for s in config.all_scenes if s != spec.scene]))
-    qas = [T.qa(T.Q_ACTION, T.fill(T.A_ACTION, action=spec.action)),
-           _yn(T.Q_ACTION_YN, True, action=spec.action), _yn(T.Q_ACTION_YN, False, action=other_action),
-           _yn(T.Q_SCENE_YN, True, scene=spec.scene), _yn(T.Q_SCENE_YN, False, scene=other_scene)]
+    qas = [T.qa(T.Q_ACTION, T.fill(T.A_ACTION, action=spec.action))] * MOTION_OPEN_REPEATS
+    qas += [_yn(T.Q_ACTION_YN, True, action=spec.action)] * len(wrong_actions)
+    qas += [_yn(T.Q_ACTION_YN, False, action=a) for a in wrong_actions]
+    qas += [_yn(T.Q_SCENE_YN, True, scene=spec.scene), _yn(T.Q_SCENE_YN, False, scene=other_scene)]
     return [qas[k] for k in rng.permutation(len(qas))]
 
 
