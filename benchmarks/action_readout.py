@@ -13,7 +13,7 @@ action in the library and the kitchen (neutral scenes that show every action in 
 An open answer far above the pair says the model recognises the action but does not use it for yes/no
 questions. docs/synth.md ("Making actions learnable") quotes it.
 
-    python benchmarks/action_readout.py runs/demo [--variants baseline mash] [--stage train|motion]
+    python benchmarks/action_readout.py runs/demo [--variants baseline mash] [--stage train|motion|motion_open]
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ def main() -> None:
     parser.add_argument("study", type=Path, help="a finished study folder (study_config.json, world/, runs/)")
     parser.add_argument("--variants", nargs="+", default=["baseline", "mash"])
     parser.add_argument("--seed", type=int, default=0, help="the study's training seed of the models")
-    parser.add_argument("--stage", choices=["train", "motion"], default="train",
-                        help="the final model (train) or the model after the motion warm-up (motion)")
+    parser.add_argument("--stage", choices=["train", "motion", "motion_open"], default="train",
+                        help="the final model (train) or the model after a phase of the motion warm-up")
     parser.add_argument("--videos", type=int, default=80, help="fresh library and kitchen videos")
     args = parser.parse_args()
     torch.set_num_threads(2)

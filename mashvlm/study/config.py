@@ -126,9 +126,14 @@ class StudyConfig:
     # Text-only pre-training of the Llama (mashvlm.study.language); 0 starts instruction tuning from random.
     language_steps: int = 600
     language_seed: int = 0
-    # Motion warm-up: instruction-tuning steps on the world's train_motion split (actions in neutral scenes,
-    # where only the motion tells them) before the training split; 0 skips it (docs/synth.md).
+    # Motion warm-up, before the training split, on the world's train_motion split (actions in neutral scenes,
+    # where only the motion tells them): first steps asking only what the person does, then steps on all its
+    # questions; 0 skips a phase (docs/synth.md, "Making actions learnable").
+    motion_open_steps: int = 0
     motion_steps: int = 0
+    # Keep the warm-up's videos in instruction tuning: the training split and train_motion together, so that
+    # reading motion is not unlearned while the scene shortcut is learned.
+    motion_in_training: bool = False
     learning_rate: float = 3e-3
     weight_decay: float = 0.1
     max_steps: int = 1500
@@ -146,11 +151,15 @@ class StudyConfig:
 
         check_field_types(self, "study setting")
         world = WorldConfig.from_dict(self.world)  # a bad world setting is named now, not after the study started
-        if self.motion_steps < 0:
-            raise UsageError(f"motion_steps must be >= 0, got {self.motion_steps}")
-        if self.motion_steps and not world.n_train_motion:
-            raise UsageError("motion_steps > 0 trains on the world's train_motion videos, and the world has none: "
-                             "set its n_train_motion (mashvlm demo --long does both)")
+        for name in ("motion_open_steps", "motion_steps"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
+        uses = {"motion_open_steps > 0": self.motion_open_steps > 0, "motion_steps > 0": self.motion_steps > 0,
+                "motion_in_training": self.motion_in_training}
+        for setting, used in uses.items():
+            if used and not world.n_train_motion:
+                raise UsageError(f"{setting} trains on the world's train_motion videos, and the world has none: "
+                                 "set its n_train_motion (mashvlm demo --long does)")
         unknown = [name for name in self.variants if name not in VARIANTS]
         if unknown:
             raise UsageError(f"unknown study variant(s) {unknown}; known: {sorted(VARIANTS)}")
@@ -176,7 +185,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                              n_test_motion=48),
                   tower_steps=150, tower_clips_per_scene=4, language_steps=100, max_steps=250),
     "default": {},
-    # The default with a motion warm-up before instruction tuning (docs/synth.md, "Making actions learnable").
-    "long": dict(world=dict(n_train_motion=1200), motion_steps=3000),
+    # The default with a motion warm-up before instruction tuning, and its videos kept in instruction tuning
+    # (docs/synth.md, "Making actions learnable").
+    "long": dict(world=dict(n_train_motion=1200), motion_open_steps=800, motion_steps=3000, motion_in_training=True),
     "full": dict(seeds=[0, 1, 2], variants=_full_variants()),
 }

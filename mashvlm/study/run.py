@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from mashvlm.training.trainer import TrainResult
 
 __all__ = ["PretrainedParts", "StudyContext", "prepare_world", "prepare_tower", "prepare_language_model",
-           "prepare_questions", "control_questions", "run_one", "run_study", "summarise", "paired_statistics"]
+           "prepare_questions", "control_questions", "run_one", "run_study", "summarise", "paired_statistics",
+           "motion_open_file", "one_question_of_each_kind", "training_with_motion_file"]
 
 Log = Callable[[str], None]
 
@@ -118,9 +119,12 @@ def _train_config(ctx: StudyContext, output_dir: Path, **fields: Any):
     otherwise (another ``train_file``, or an ``init`` to start from)."""
     from mashvlm.training.config import TrainConfig
 
-    fields.setdefault("train_file", str(ctx.world.instruct_file("train")))
+    train_split = str(ctx.world.instruct_file("train"))
+    fields.setdefault("train_file", train_split)
     if fields.setdefault("init", "tiny") == "tiny":
         fields.setdefault("tiny", dict(ctx.config.tiny))
+        if fields["train_file"] != train_split:  # keep the vocabulary the language model was trained with
+            fields.setdefault("tokenizer_file", train_split)
     return TrainConfig(video_root=str(ctx.world.root), output_dir=str(output_dir), **fields)
 
 
@@ -201,26 +205,69 @@ def prepare_questions(ctx: StudyContext) -> tuple[Path, Path, Path | None]:
     return questions, usual_questions, motion_questions
 
 
+def one_question_of_each_kind(qas: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The first question of each kind in an entry's (drawn) order: each open question once, and one yes/no
+    question per template and answer (for a ``train_motion`` video: the action pair, a drawn wrong action
+    for its "No.", and the scene pair), as the training split asks them."""
+    from mashvlm.synth import templates as T
+
+    prefixes = [template.split("{")[0] for template in (T.Q_ACTION_YN, T.Q_SCENE_YN, T.Q_EMPTY_YN)]
+    kept: dict[tuple[str, str], dict[str, str]] = {}
+    for qa in qas:
+        prefix = next((p for p in prefixes if qa["q"].startswith(p)), qa["q"])
+        kept.setdefault((prefix, qa["a"] if prefix != qa["q"] else ""), qa)
+    return list(kept.values())
+
+
+def training_with_motion_file(ctx: StudyContext) -> Path:
+    """The training split's instruction file followed by the ``train_motion`` videos (``motion_in_training``),
+    each asked one question of each kind: with all of the warm-up's nineteen, three quarters of the samples,
+    the training split's scene pairs were not learned in 1500 steps (docs/synth.md). Written once into the
+    study folder; its video paths are relative to the world, as the world's own files."""
+    path = ctx.out_dir / "train_with_motion.json"
+    if not path.is_file():
+        motion = [{**r, "QA": one_question_of_each_kind(r["QA"])}
+                  for r in json.loads(ctx.world.instruct_file("train_motion").read_text())]
+        write_json_atomic(path, json.loads(ctx.world.instruct_file("train").read_text()) + motion)
+    return path
+
+
+def motion_open_file(ctx: StudyContext) -> Path:
+    """The ``train_motion`` videos asked only "What is the person doing in the video?" (``motion_open_steps``),
+    written once into the study folder."""
+    from mashvlm.synth import templates as T
+
+    path = ctx.out_dir / "train_motion_open.json"
+    if not path.is_file():
+        records = json.loads(ctx.world.instruct_file("train_motion").read_text())
+        write_json_atomic(path, [{**r, "QA": [qa for qa in r["QA"] if qa["q"] == T.Q_ACTION][:1]} for r in records])
+    return path
+
+
 def _train(ctx: StudyContext, parts: PretrainedParts, run_dir: Path, variant: str, seed: int) -> TrainResult:
-    """Instruction-tune one (variant, seed): the motion warm-up (``motion_steps`` on ``train_motion``), then the
-    training split from where it ended; each stage resumes or is reused on its own."""
+    """Instruction-tune one (variant, seed) in stages, each from where the one before ended, each resumed or
+    reused on its own: the open action question of the ``train_motion`` videos (``motion_open_steps``), all
+    their questions (``motion_steps``), then the training split (with the ``train_motion`` videos if
+    ``motion_in_training``)."""
     from mashvlm.training.trainer import train
 
     config = ctx.config
     common = dict(mash=variant_options(variant), learning_rate=config.learning_rate,
                   weight_decay=config.weight_decay, per_device_train_batch_size=config.batch_size,
                   warmup_ratio=config.warmup_ratio, seed=seed)
-    start_from = dict(vision_tower_weights=str(parts.tower),
-                      language_model_weights=str(parts.language_model) if parts.language_model else None)
-    if config.motion_steps > 0:  # StudyConfig checks that the world has train_motion videos
-        warm_up = train(_train_config(
-            ctx, run_dir / "motion", **common, **start_from, max_steps=config.motion_steps,
-            train_file=str(ctx.world.instruct_file("train_motion")),
-            # the language model's vocabulary is the training split's
-            tokenizer_file=str(ctx.world.instruct_file("train")),
-            save_steps=max(config.motion_steps // 2, 50), logging_steps=max(config.motion_steps // 12, 5),
-        ), progress=ctx.progress)
-        start_from = dict(init=f"mashvlm:{warm_up.final_dir}")
+    start_from: dict[str, Any] = dict(
+        vision_tower_weights=str(parts.tower),
+        language_model_weights=str(parts.language_model) if parts.language_model else None)
+    warm_ups = (("motion_open", config.motion_open_steps, motion_open_file),
+                ("motion", config.motion_steps, lambda ctx: ctx.world.instruct_file("train_motion")))
+    for name, steps, data in warm_ups:  # StudyConfig checks that the world has train_motion videos
+        if steps > 0:
+            warmed_up = train(_train_config(
+                ctx, run_dir / name, **common, **start_from, max_steps=steps, train_file=str(data(ctx)),
+                save_steps=max(steps // 2, 50), logging_steps=max(steps // 12, 5)), progress=ctx.progress)
+            start_from = dict(init=f"mashvlm:{warmed_up.final_dir}")
+    if config.motion_in_training:
+        start_from["train_file"] = str(training_with_motion_file(ctx))
     start = time.monotonic()
     result = train(_train_config(
         ctx, run_dir / "train", **common, **start_from, max_steps=config.max_steps,

@@ -9,16 +9,18 @@ import pytest
 from mashvlm.cli import main
 from mashvlm.errors import UsageError
 from mashvlm.study.config import ABLATION_TABLES, PRESETS, VARIANTS, StudyConfig
-from mashvlm.study.run import _saved_config, paired_statistics, summarise
+from mashvlm.study.run import _saved_config, one_question_of_each_kind, paired_statistics, summarise
 from mashvlm.study.stats import paired_difference, student_t_two_sided_p
 from mashvlm.synth import NEUTRAL_SCENES, WorldConfig
+from mashvlm.synth import templates as T
 
 TINY = [
     "--set", 'world={"height": 32, "width": 32, "frames": 8, "n_train": 32, "n_test_usual": 8, '
              '"n_test_unusual": 8, "n_test_scene_only": 8, "n_test_motion": 8, "n_train_motion": 8}',
     "--set", 'tiny={"image_size": 32, "patch_size": 8, "num_frames": 4, "vision_hidden": 32, '
              '"vision_layers": 2, "text_hidden": 64, "text_layers": 2, "heads": 4}',
-    "--set", "tower_steps=3", "--set", "language_steps=3", "--set", "motion_steps=2", "--set", "batch_size=8",
+    "--set", "tower_steps=3", "--set", "language_steps=3", "--set", "motion_open_steps=2",
+    "--set", "motion_steps=2",     "--set", "motion_in_training=true", "--set", "batch_size=8",
     "--set", "max_new_tokens=12", "--steps", "3",
 ]
 
@@ -73,18 +75,31 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     assert all(world[q["video_id"]]["scene"] in NEUTRAL_SCENES for q in questions)
     assert results["paired"]["mash"]["motion"]["action"]["n"] == 1  # one seed: no t
     # Both variants start from the one text-pre-trained language model, warm up on the motion videos with its
-    # vocabulary, and then train on the training split from the warmed-up model.
+    # vocabulary, and then train on the training split and the motion videos from the warmed-up model.
+    open_only = json.loads((out / "train_motion_open.json").read_text())
+    assert [r["QA"] for r in open_only] == [[qa for qa in r["QA"] if qa["q"] == T.Q_ACTION][:1] for r in
+                                           json.loads((out / "world" / "instruct" / "train_motion.json").read_text())]
+    assert all(len(r["QA"]) == 1 and r["QA"][0]["a"].startswith("The person is") for r in open_only)
+    mixed = json.loads((out / "train_with_motion.json").read_text())
+    motion = json.loads((out / "world" / "instruct" / "train_motion.json").read_text())
+    assert mixed == [*json.loads((out / "world" / "instruct" / "train.json").read_text()),
+                     *[{**r, "QA": one_question_of_each_kind(r["QA"])} for r in motion]]
     assert results["language_model"]["answer_acc"] >= 0.0
     for variant in ("baseline", "mash"):
         run_dir = out / "runs" / variant / "seed0"
+        open_only = json.loads((run_dir / "motion_open" / "train_config.json").read_text())
+        assert open_only["language_model_weights"] == str(out / "language_model.safetensors")
+        assert open_only["train_file"] == str(out / "train_motion_open.json")
+        assert open_only["tokenizer_file"] == str(out / "world" / "instruct" / "train.json")
+        assert open_only["max_steps"] == 2 and open_only["mash"] == VARIANTS[variant][1]
         warm_up = json.loads((run_dir / "motion" / "train_config.json").read_text())
-        assert warm_up["language_model_weights"] == str(out / "language_model.safetensors")
+        assert warm_up["init"] == f"mashvlm:{run_dir / 'motion_open' / 'final'}"
         assert warm_up["train_file"] == str(out / "world" / "instruct" / "train_motion.json")
-        assert warm_up["tokenizer_file"] == str(out / "world" / "instruct" / "train.json")
         assert warm_up["max_steps"] == 2 and warm_up["mash"] == VARIANTS[variant][1]
         train_config = json.loads((run_dir / "train" / "train_config.json").read_text())
         assert train_config["init"] == f"mashvlm:{run_dir / 'motion' / 'final'}"
         assert train_config["language_model_weights"] is None and train_config["max_steps"] == 3
+        assert train_config["train_file"] == str(out / "train_with_motion.json")
 
     # Training speed of each run, measured in the same study, and printed side by side.
     for run in results["runs"]:
@@ -144,10 +159,35 @@ def test_the_long_profile_is_the_default_with_a_motion_warm_up():
     default = StudyConfig()
     assert preset == "long" and default.motion_steps == 0 and long.motion_steps > 0
     assert long.world["n_train_motion"] > 0 and WorldConfig().n_train_motion == 0
-    with pytest.raises(UsageError, match="the world has none: set its n_train_motion"):
-        StudyConfig(motion_steps=10)
-    assert {k: v for k, v in long.to_dict().items() if k not in ("world", "motion_steps")} == \
-        {k: v for k, v in default.to_dict().items() if k not in ("world", "motion_steps")}
+    assert long.motion_in_training and not default.motion_in_training
+    for setting, value in (("motion_open_steps", 10), ("motion_steps", 10), ("motion_in_training", True)):
+        with pytest.raises(UsageError, match=f"{setting}.* the world has none: set its n_train_motion"):
+            StudyConfig(**{setting: value})
+    with pytest.raises(UsageError, match="motion_open_steps must be >= 0"):
+        StudyConfig(motion_open_steps=-1)
+    warm_up = ("world", "motion_open_steps", "motion_steps", "motion_in_training")
+    assert {k: v for k, v in long.to_dict().items() if k not in warm_up} == \
+        {k: v for k, v in default.to_dict().items() if k not in warm_up}
+
+
+def test_the_motion_videos_join_training_with_one_question_of_each_kind():
+    yes, no = T.YES, T.NO
+
+    def action(label: str, answer: str) -> dict[str, str]:
+        return {"i": "", "q": T.fill(T.Q_ACTION_YN, action=label), "a": answer}
+
+    def scene(label: str, answer: str) -> dict[str, str]:
+        return {"i": "", "q": T.fill(T.Q_SCENE_YN, scene=label), "a": answer}
+
+    open_action = {"i": "", "q": T.Q_ACTION, "a": "The person is running."}
+    qas = [action("boxing", no), open_action, action("running", yes), scene("library", yes), action("running", yes),
+           action("skiing", no), open_action, scene("beach", no), action("jumping", no)]
+    assert one_question_of_each_kind(qas) == [action("boxing", no), open_action, action("running", yes),
+                                             scene("library", yes), scene("beach", no)]
+    # the training split's entries lose nothing: they ask each kind once
+    empty = [{"i": "", "q": T.fill(T.Q_EMPTY_YN, scene="office"), "a": yes}, action("boxing", no),
+             {"i": "", "q": T.fill(T.Q_EMPTY_YN, scene="beach"), "a": no}, {"i": "", "q": T.Q_SCENE, "a": "x"}]
+    assert one_question_of_each_kind(empty) == empty
 
 
 def test_the_ablation_grid_covers_tables_5_to_8():
@@ -228,9 +268,12 @@ def test_rho_sweep_end_to_end_and_resume(tmp_path, capsys):
                '"n_test_unusual": 4, "n_test_scene_only": 4, "n_test_motion": 4, "n_train_motion": 0}')  # 8 runs: keep them short
     # and the default's path, without a motion warm-up
     args = ["demo", "--quick", "--sweep-rho", "0.9", "0.5", "--seeds", "0", "1", "--out", str(out), "--no-progress",
-            *TINY, "--set", smaller, "--set", "motion_steps=0"]
+            *TINY, "--set", smaller, "--set", "motion_steps=0", "--set", "motion_open_steps=0",
+            "--set", "motion_in_training=false"]
     assert main(args) == 0
-    assert not list(out.rglob("motion")) and len(list(out.rglob("train/final"))) == 8
+    assert len(list(out.rglob("train/final"))) == 8
+    for warm_up in ("motion", "motion_open", "train_motion_open.json", "train_with_motion.json"):
+        assert not list(out.rglob(warm_up))
     printed = capsys.readouterr().out
     for rho in ("rho0.5", "rho0.9"):
         study = json.loads((out / rho / "study_results.json").read_text())
