@@ -20,7 +20,7 @@ TINY = [
     "--set", 'tiny={"image_size": 32, "patch_size": 8, "num_frames": 4, "vision_hidden": 32, '
              '"vision_layers": 2, "text_hidden": 64, "text_layers": 2, "heads": 4}',
     "--set", "tower_steps=3", "--set", "language_steps=3", "--set", "motion_open_steps=2",
-    "--set", "motion_steps=2",     "--set", "motion_in_training=true", "--set", "batch_size=8",
+    "--set", "motion_steps=2", "--set", "motion_in_training=true", "--set", "batch_size=8",
     "--set", "max_new_tokens=12", "--steps", "3",
 ]
 
