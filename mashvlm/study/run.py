@@ -222,25 +222,26 @@ def one_question_of_each_kind(qas: list[dict[str, str]]) -> list[dict[str, str]]
 def training_with_motion_file(ctx: StudyContext) -> Path:
     """The training split's instruction file followed by the ``train_motion`` videos (``motion_in_training``),
     each asked one question of each kind: with all of the warm-up's nineteen, three quarters of the samples,
-    the training split's scene pairs were not learned in 1500 steps (docs/synth.md). Written once into the
-    study folder; its video paths are relative to the world, as the world's own files."""
-    path = ctx.out_dir / "train_with_motion.json"
-    if not path.is_file():
-        motion = [{**r, "QA": one_question_of_each_kind(r["QA"])}
-                  for r in json.loads(ctx.world.instruct_file("train_motion").read_text())]
-        write_json_atomic(path, json.loads(ctx.world.instruct_file("train").read_text()) + motion)
-    return path
+    the training split's scene pairs were not learned in 1500 steps (docs/synth.md)."""
+    return _derived_instruct_file(ctx, "train_with_motion.json", lambda train, motion: train + [
+        {**r, "QA": one_question_of_each_kind(r["QA"])} for r in motion])
 
 
 def motion_open_file(ctx: StudyContext) -> Path:
-    """The ``train_motion`` videos asked only "What is the person doing in the video?" (``motion_open_steps``),
-    written once into the study folder."""
+    """The ``train_motion`` videos asked only "What is the person doing in the video?" (``motion_open_steps``)."""
     from mashvlm.synth import templates as T
 
-    path = ctx.out_dir / "train_motion_open.json"
+    return _derived_instruct_file(ctx, "train_motion_open.json", lambda train, motion: [
+        {**r, "QA": [qa for qa in r["QA"] if qa["q"] == T.Q_ACTION][:1]} for r in motion])
+
+
+def _derived_instruct_file(ctx: StudyContext, name: str, build: Callable[[list, list], list]) -> Path:
+    """``name`` in the study folder: the records ``build`` makes of the world's train and train_motion instruction
+    files, written once (the video paths stay relative to the world, as in the world's own files)."""
+    path = ctx.out_dir / name
     if not path.is_file():
-        records = json.loads(ctx.world.instruct_file("train_motion").read_text())
-        write_json_atomic(path, [{**r, "QA": [qa for qa in r["QA"] if qa["q"] == T.Q_ACTION][:1]} for r in records])
+        train, motion = (json.loads(ctx.world.instruct_file(split).read_text()) for split in ("train", "train_motion"))
+        write_json_atomic(path, build(train, motion))
     return path
 
 
