@@ -207,8 +207,8 @@ def prepare_questions(ctx: StudyContext) -> tuple[Path, Path, Path | None]:
 
 def one_question_of_each_kind(qas: list[dict[str, str]]) -> list[dict[str, str]]:
     """The first question of each kind in an entry's (drawn) order: each open question once, and one yes/no
-    question per template and answer (for a ``train_motion`` video: the action pair, a drawn wrong action
-    for its "No.", and the scene pair), as the training split asks them."""
+    question per template and answer (for a ``train_motion`` video: the open action question and the action
+    pair, a drawn wrong action for its "No."), as the training split asks them."""
     from mashvlm.synth import templates as T
 
     prefixes = [template.split("{")[0] for template in (T.Q_ACTION_YN, T.Q_SCENE_YN, T.Q_EMPTY_YN)]
@@ -221,7 +221,7 @@ def one_question_of_each_kind(qas: list[dict[str, str]]) -> list[dict[str, str]]
 
 def training_with_motion_file(ctx: StudyContext) -> Path:
     """The training split's instruction file followed by the ``train_motion`` videos (``motion_in_training``),
-    each asked one question of each kind: with all of the warm-up's nineteen, three quarters of the samples,
+    each asked one question of each kind: with all of the warm-up's questions, three quarters of the samples,
     the training split's scene pairs were not learned in 1500 steps (docs/synth.md)."""
     return _derived_instruct_file(ctx, "train_with_motion.json", lambda train, motion: train + [
         {**r, "QA": one_question_of_each_kind(r["QA"])} for r in motion])

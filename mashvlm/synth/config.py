@@ -50,7 +50,7 @@ class WorldConfig:
     n_test_scene_only: int = 80
     n_test_motion: int = 160  # the motion control: actions in neutral scenes never paired with them in train
     # The motion warm-up (``train_motion``): actions in the neutral scenes that show them in train, asked the
-    # open action question, the yes/no question about every action and the scene pair (docs/synth.md).
+    # open action question and the yes/no question about every action (docs/synth.md).
     n_train_motion: int = 0
     actions: tuple[str, ...] = ACTIONS
     scenes: tuple[str, ...] = SCENES
