@@ -165,7 +165,8 @@ def test_the_long_profile_is_the_default_with_a_motion_warm_up():
             StudyConfig(**{setting: value})
     with pytest.raises(UsageError, match="motion_open_steps must be >= 0"):
         StudyConfig(motion_open_steps=-1)
-    warm_up = ("world", "motion_open_steps", "motion_steps", "motion_in_training")
+    assert long.max_steps == 2 * default.max_steps
+    warm_up = ("world", "motion_open_steps", "motion_steps", "motion_in_training", "max_steps")
     assert {k: v for k, v in long.to_dict().items() if k not in warm_up} == \
         {k: v for k, v in default.to_dict().items() if k not in warm_up}
 
