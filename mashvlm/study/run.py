@@ -253,26 +253,29 @@ def _train(ctx: StudyContext, parts: PretrainedParts, run_dir: Path, variant: st
     from mashvlm.training.trainer import train
 
     config = ctx.config
-    common = dict(mash=variant_options(variant), learning_rate=config.learning_rate,
-                  weight_decay=config.weight_decay, per_device_train_batch_size=config.batch_size,
-                  warmup_ratio=config.warmup_ratio, seed=seed)
+    common = dict(mash=variant_options(variant), weight_decay=config.weight_decay,
+                  per_device_train_batch_size=config.batch_size, warmup_ratio=config.warmup_ratio, seed=seed)
     start_from: dict[str, Any] = dict(
         vision_tower_weights=str(parts.tower),
         language_model_weights=str(parts.language_model) if parts.language_model else None)
-    warm_ups = (("motion_open", config.motion_open_steps, motion_open_file),
-                ("motion", config.motion_steps, lambda ctx: ctx.world.instruct_file("train_motion")))
-    for name, steps, data in warm_ups:  # StudyConfig checks that the world has train_motion videos
+    warm_ups = (("motion_open", config.motion_open_steps, motion_open_file,
+                 config.motion_open_learning_rate or config.learning_rate),
+                ("motion", config.motion_steps, lambda ctx: ctx.world.instruct_file("train_motion"),
+                 config.learning_rate))
+    for name, steps, data, learning_rate in warm_ups:  # StudyConfig checks that the world has train_motion videos
         if steps > 0:
             warmed_up = train(_train_config(
-                ctx, run_dir / name, **common, **start_from, max_steps=steps, train_file=str(data(ctx)),
-                save_steps=max(steps // 2, 50), logging_steps=max(steps // 12, 5)), progress=ctx.progress)
+                ctx, run_dir / name, **common, **start_from, learning_rate=learning_rate, max_steps=steps,
+                train_file=str(data(ctx)), save_steps=max(steps // 2, 50), logging_steps=max(steps // 12, 5)),
+                progress=ctx.progress)
             start_from = dict(init=f"mashvlm:{warmed_up.final_dir}")
     if config.motion_in_training:
         start_from["train_file"] = str(training_with_motion_file(ctx))
     start = time.monotonic()
     result = train(_train_config(
-        ctx, run_dir / "train", **common, **start_from, max_steps=config.max_steps,
-        save_steps=max(config.max_steps // 4, 50), logging_steps=max(config.max_steps // 24, 5),
+        ctx, run_dir / "train", **common, **start_from, learning_rate=config.learning_rate,
+        max_steps=config.max_steps, save_steps=max(config.max_steps // 4, 50),
+        logging_steps=max(config.max_steps // 24, 5),
     ), progress=ctx.progress)
     if not result.reused:
         losses = [h["loss"] for h in result.log_history if "loss" in h]

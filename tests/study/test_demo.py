@@ -20,7 +20,8 @@ TINY = [
     "--set", 'tiny={"image_size": 32, "patch_size": 8, "num_frames": 4, "vision_hidden": 32, '
              '"vision_layers": 2, "text_hidden": 64, "text_layers": 2, "heads": 4}',
     "--set", "tower_steps=3", "--set", "language_steps=3", "--set", "motion_open_steps=2",
-    "--set", "motion_steps=2", "--set", "motion_in_training=true", "--set", "batch_size=8",
+    "--set", "motion_steps=2", "--set", "motion_open_learning_rate=0.002", "--set", "motion_in_training=true",
+    "--set", "batch_size=8",
     "--set", "max_new_tokens=12", "--steps", "3",
 ]
 
@@ -92,14 +93,18 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
         assert open_only["train_file"] == str(out / "train_motion_open.json")
         assert open_only["tokenizer_file"] == str(out / "world" / "instruct" / "train.json")
         assert open_only["max_steps"] == 2 and open_only["mash"] == VARIANTS[variant][1]
+        # The first phase alone trains at motion_open_learning_rate.
+        assert open_only["learning_rate"] == 0.002
         warm_up = json.loads((run_dir / "motion" / "train_config.json").read_text())
         assert warm_up["init"] == f"mashvlm:{run_dir / 'motion_open' / 'final'}"
         assert warm_up["train_file"] == str(out / "world" / "instruct" / "train_motion.json")
         assert warm_up["max_steps"] == 2 and warm_up["mash"] == VARIANTS[variant][1]
+        assert warm_up["learning_rate"] == StudyConfig().learning_rate
         train_config = json.loads((run_dir / "train" / "train_config.json").read_text())
         assert train_config["init"] == f"mashvlm:{run_dir / 'motion' / 'final'}"
         assert train_config["language_model_weights"] is None and train_config["max_steps"] == 3
         assert train_config["train_file"] == str(out / "train_with_motion.json")
+        assert train_config["learning_rate"] == StudyConfig().learning_rate
 
     # Training speed of each run, measured in the same study, and printed side by side.
     for run in results["runs"]:
@@ -165,8 +170,13 @@ def test_the_long_profile_is_the_default_with_a_motion_warm_up():
             StudyConfig(**{setting: value})
     with pytest.raises(UsageError, match="motion_open_steps must be >= 0"):
         StudyConfig(motion_open_steps=-1)
+    with pytest.raises(UsageError, match="motion_open_learning_rate must be > 0"):
+        StudyConfig(motion_open_learning_rate=0.0)
     assert long.max_steps == 2 * default.max_steps
-    warm_up = ("world", "motion_open_steps", "motion_steps", "motion_in_training", "max_steps")
+    # The open question at the default's learning rate, the rest at a third of it.
+    assert long.motion_open_learning_rate == default.learning_rate == 3 * long.learning_rate
+    warm_up = ("world", "motion_open_steps", "motion_steps", "motion_in_training", "max_steps", "learning_rate",
+               "motion_open_learning_rate")
     assert {k: v for k, v in long.to_dict().items() if k not in warm_up} == \
         {k: v for k, v in default.to_dict().items() if k not in warm_up}
 
