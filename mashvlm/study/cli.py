@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     size.add_argument("--quick", action="store_true", help="a small world and short training (~3 min)")
     size.add_argument("--long", action="store_true",
                       help="the default with a motion warm-up of 3800 steps per model before instruction tuning, "
-                      "whose videos stay in its 3000 steps (about 47 min on 2 CPU cores)")
+                      "whose videos stay in its 3000 steps (about 55 min on 2 CPU cores)")
     size.add_argument("--full", action="store_true",
                       help="the ablation grid of Tables 5-8 over 3 seeds (hours on 2 CPU cores)")
     demo.add_argument("--out", default=None,
