@@ -129,6 +129,19 @@ def fill_candidates(
     return out
 
 
+def _binary_pair(ann: VideoAnnotation, category: str, ground_truth: tuple[str, str],
+                hallucination: tuple[str, str]) -> list[Question]:
+    """The (question, label) pair of one category: the ground truth answered "yes", the hallucination "no";
+    both must be right for the pair to count (the dual metric)."""
+    return [
+        Question(video_id=ann.video_id, video=ann.video, set=ann.set, category=category, question=question,
+                 pair_id=pair_id(ann.video_id, category), kind=kind, answer=answer, label=label,
+                 question_id=question_id(ann.video_id, category, kind))
+        for (question, label), kind, answer in ((ground_truth, GROUND_TRUTH, "yes"),
+                                                (hallucination, HALLUCINATION, "no"))
+    ]
+
+
 def build_questions(
     annotations: Iterable[VideoAnnotation], seed: int = 0, open_ended: bool = True
 ) -> list[Question]:
@@ -144,60 +157,13 @@ def build_questions(
         else:
             assert ann.action is not None
             gt_text, gt_label = action_question(ann.action), ann.action
-        pid = pair_id(ann.video_id, ACTION)
-        questions.append(
-            Question(
-                **base,
-                category=ACTION,
-                question=gt_text,
-                pair_id=pid,
-                kind=GROUND_TRUTH,
-                answer="yes",
-                label=gt_label,
-                question_id=question_id(ann.video_id, ACTION, GROUND_TRUTH),
-            )
-        )
-        questions.append(
-            Question(
-                **base,
-                category=ACTION,
-                question=action_question(h_action),
-                pair_id=pid,
-                kind=HALLUCINATION,
-                answer="no",
-                label=h_action,
-                question_id=question_id(ann.video_id, ACTION, HALLUCINATION),
-            )
-        )
+        questions += _binary_pair(ann, ACTION, (gt_text, gt_label), (action_question(h_action), h_action))
         if ann.set == UNUSUAL:
             if not ann.hallucinated_scenes:
                 raise CandidateError(f"video {ann.video_id!r} has no hallucinated_scenes")
             h_scene = draw_candidate(ann.hallucinated_scenes, seed, ann.video_id, SCENE)
-            pid = pair_id(ann.video_id, SCENE)
-            questions.append(
-                Question(
-                    **base,
-                    category=SCENE,
-                    question=scene_question(ann.scene),
-                    pair_id=pid,
-                    kind=GROUND_TRUTH,
-                    answer="yes",
-                    label=ann.scene,
-                    question_id=question_id(ann.video_id, SCENE, GROUND_TRUTH),
-                )
-            )
-            questions.append(
-                Question(
-                    **base,
-                    category=SCENE,
-                    question=scene_question(h_scene),
-                    pair_id=pid,
-                    kind=HALLUCINATION,
-                    answer="no",
-                    label=h_scene,
-                    question_id=question_id(ann.video_id, SCENE, HALLUCINATION),
-                )
-            )
+            questions += _binary_pair(ann, SCENE, (scene_question(ann.scene), ann.scene),
+                                      (scene_question(h_scene), h_scene))
         if open_ended:
             questions.append(
                 Question(
