@@ -43,6 +43,10 @@ def register(subparsers) -> None:
     demo.add_argument("--steps", type=positive_int, default=None, help="training steps per model (default: preset)")
     demo.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                       help="override any StudyConfig field, e.g. --set learning_rate=1e-3 (repeatable)")
+    demo.add_argument("--jobs", type=positive_int, default=1,
+                      help="(variant, seed) runs to train at once, each in its own process with an equal share "
+                      "of the CPU threads and no progress bars (default 1). The tiny models leave cores idle: "
+                      "--jobs 2 on 2 cores trains about 1.4x as many steps per second in all")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(func=_demo)
 
@@ -91,7 +95,7 @@ def _demo(args: argparse.Namespace) -> int:
     start = time.monotonic()
     print(f"MASH-VLM action-scene study ({preset}): {len(config.variants)} variant(s) x {len(config.seeds)} "
           f"seed(s), {_steps(config)} each -> {out}", flush=True)
-    run_study(out, config, progress=not args.no_progress, log=lambda m: print(m, flush=True))
+    run_study(out, config, progress=not args.no_progress, log=lambda m: print(m, flush=True), jobs=args.jobs)
     print()
     print((Path(out) / "study_table.txt").read_text(), end="")
     print(f"\nresults: {out}/study_results.json, {out}/study_table.txt, {out}/study.png "
@@ -113,7 +117,8 @@ def _sweep(args: argparse.Namespace, preset: str, config: StudyConfig) -> int:
     start = time.monotonic()
     print(f"MASH-VLM bias sweep ({preset}): rho {rhos} x {len(config.variants)} variant(s) x "
           f"{len(config.seeds)} seed(s), {_steps(config)} each -> {out}", flush=True)
-    run_rho_sweep(out, config, rhos, progress=not args.no_progress, log=lambda m: print(m, flush=True))
+    run_rho_sweep(out, config, rhos, progress=not args.no_progress, log=lambda m: print(m, flush=True),
+                  jobs=args.jobs)
     print()
     print((Path(out) / "sweep_table.txt").read_text(), end="")
     print(f"\nresults: {out}/sweep_results.json, {out}/sweep_table.txt, {out}/sweep.png, one study per rho in "

@@ -19,6 +19,7 @@ Layout of ``out_dir``::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mashvlm.errors import UsageError
+from mashvlm.errors import MashVlmError, UsageError
 from mashvlm.files import write_json_atomic
 from mashvlm.study.attention import attention_stage
 from mashvlm.study.config import StudyConfig, run_directory, variant_options
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from mashvlm.training.trainer import TrainResult
 
 __all__ = ["PretrainedParts", "StudyContext", "prepare_world", "prepare_tower", "prepare_language_model",
-           "prepare_questions", "control_questions", "run_one", "run_study", "summarise", "paired_statistics",
+           "prepare_questions", "control_questions", "run_one", "run_all", "run_study", "StudyRunError", "summarise", "paired_statistics",
            "motion_open_file", "one_question_of_each_kind", "training_with_motion_file"]
 
 Log = Callable[[str], None]
@@ -264,10 +265,12 @@ def _train(ctx: StudyContext, parts: PretrainedParts, run_dir: Path, variant: st
                  config.learning_rate))
     for name, steps, data, learning_rate in warm_ups:  # StudyConfig checks that the world has train_motion videos
         if steps > 0:
+            start = time.monotonic()
             warmed_up = train(_train_config(
                 ctx, run_dir / name, **common, **start_from, learning_rate=learning_rate, max_steps=steps,
                 train_file=str(data(ctx)), save_steps=max(steps // 2, 50), logging_steps=max(steps // 12, 5)),
                 progress=ctx.progress)
+            _log_trained(ctx, f"{variant} seed {seed}: warm-up {name}", warmed_up, time.monotonic() - start)
             start_from = dict(init=f"mashvlm:{warmed_up.final_dir}")
     if config.motion_in_training:
         start_from["train_file"] = str(training_with_motion_file(ctx))
@@ -277,11 +280,16 @@ def _train(ctx: StudyContext, parts: PretrainedParts, run_dir: Path, variant: st
         max_steps=config.max_steps, save_steps=max(config.max_steps // 4, 50),
         logging_steps=max(config.max_steps // 24, 5),
     ), progress=ctx.progress)
-    if not result.reused:
-        losses = [h["loss"] for h in result.log_history if "loss" in h]
-        ctx.log(f"{variant} seed {seed}: trained {result.global_step} steps in {time.monotonic() - start:.0f} s, "
-                f"final loss {losses[-1]:.3f}" if losses else f"{variant} seed {seed}: trained")
+    _log_trained(ctx, f"{variant} seed {seed}", result, time.monotonic() - start)
     return result
+
+
+def _log_trained(ctx: StudyContext, what: str, result: TrainResult, seconds: float) -> None:
+    if result.reused:
+        return
+    losses = [h["loss"] for h in result.log_history if "loss" in h]
+    loss = f", final loss {losses[-1]:.3f}" if losses else ""
+    ctx.log(f"{what}: trained {result.global_step} steps in {seconds:.0f} s{loss}")
 
 
 def training_speed(result: TrainResult) -> dict[str, Any]:
@@ -366,6 +374,62 @@ def run_one(ctx: StudyContext, parts: PretrainedParts, variant: str, seed: int) 
     return record
 
 
+class StudyRunError(MashVlmError, RuntimeError):
+    """A user error (bad input, missing file) in a run trained in a process of its own (``jobs > 1``)."""
+
+
+def _run_one_apart(ctx: StudyContext, parts: PretrainedParts, variant: str, seed: int) -> dict[str, Any]:
+    try:
+        return run_one(ctx, parts, variant, seed)
+    except MashVlmError as err:  # as one picklable error, whatever the arguments of its own class
+        raise StudyRunError(f"{variant} seed {seed}: {err}") from None
+
+
+def _log_flushed(message: str) -> None:
+    print(message, flush=True)
+
+
+def _limit_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_all(ctx: StudyContext, parts: PretrainedParts, runs: list[tuple[str, int]], jobs: int = 1
+            ) -> list[dict[str, Any]]:
+    """The records of ``runs`` ((variant, seed) pairs), in that order; each run as :func:`run_one`.
+
+    With ``jobs > 1`` that many runs train at once, each in its own process with an equal share of this
+    process's torch threads and no progress bars (their stages log when they end). The study's models are
+    too small for one process to keep two CPU cores busy: two one-thread runs did 1.37x the steps per second
+    of one two-thread run on this project's 2-core machine (docs/synth.md, "Time"). A thread count may
+    change float rounding, so a run's figures can differ by its ``jobs`` as they can by machine.
+    """
+    pending = [run for run in runs if not (run_directory(ctx.out_dir, *run) / "record.json").is_file()]
+    if jobs <= 1 or len(pending) <= 1:
+        return [run_one(ctx, parts, variant, seed) for variant, seed in runs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    import torch
+
+    threads = max(1, torch.get_num_threads() // jobs)
+    ctx.log(f"training {len(pending)} run(s), {jobs} at once with {threads} thread(s) each")
+    quiet = dataclasses.replace(ctx, progress=False, log=_log_flushed)  # picklable, and no bars to interleave
+    with ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_limit_threads, initargs=(threads,)) as pool:
+        futures = {run: pool.submit(_run_one_apart, quiet, parts, *run) for run in pending}
+        try:
+            done = {run: future.result() for run, future in futures.items()}
+        except BrokenProcessPool as err:
+            raise RuntimeError(
+                "a study process died (out of memory?); run the same command again to resume from the last "
+                "checkpoints, with fewer --jobs"
+            ) from err
+    return [done[run] if run in done else run_one(ctx, parts, *run) for run in runs]
+
+
 def _control_record(results: dict[str, Any] | None) -> dict[str, float | None]:
     """Dual accuracy of a control set's action and scene pairs (asked in the unusual-context layout)."""
     if results is None:
@@ -440,8 +504,9 @@ def _identity(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_study(out_dir: str | os.PathLike, config: StudyConfig, *, progress: bool = True,
-              log: Log = print) -> dict[str, Any]:
-    """The whole study; returns (and writes) ``study_results.json``."""
+              log: Log = print, jobs: int = 1) -> dict[str, Any]:
+    """The whole study; returns (and writes) ``study_results.json``. ``jobs``: (variant, seed) runs trained at
+    once (:func:`run_all`)."""
     from mashvlm.study.report import write_report
 
     out = Path(out_dir)
@@ -470,7 +535,7 @@ def run_study(out_dir: str | os.PathLike, config: StudyConfig, *, progress: bool
     tower = prepare_tower(ctx)
     language_model = prepare_language_model(ctx)
     parts = PretrainedParts(tower, language_model, *prepare_questions(ctx))
-    records = [run_one(ctx, parts, variant, seed) for seed in config.seeds for variant in config.variants]
+    records = run_all(ctx, parts, [(variant, seed) for seed in config.seeds for variant in config.variants], jobs)
     attention = attention_stage(ctx, parts, config.seeds)
     results = {
         "config": config.to_dict(),

@@ -61,8 +61,9 @@ def _check_rhos(rhos: Sequence[float]) -> list[float]:
 
 
 def run_rho_sweep(out_dir: str | os.PathLike, config: StudyConfig, rhos: Sequence[float] = DEFAULT_RHOS, *,
-                  progress: bool = True, log: Log = print) -> dict[str, Any]:
-    """One study per rho (``config`` with its world's rho replaced); returns (and writes) the sweep's results."""
+                  progress: bool = True, log: Log = print, jobs: int = 1) -> dict[str, Any]:
+    """One study per rho (``config`` with its world's rho replaced); returns (and writes) the sweep's results.
+    ``jobs``: runs trained at once within each rho's study (``run_study``)."""
     rhos = _check_rhos(rhos)
     missing = [v for v in _MAIN if v not in config.variants]
     if missing:
@@ -72,7 +73,7 @@ def run_rho_sweep(out_dir: str | os.PathLike, config: StudyConfig, rhos: Sequenc
     for rho in rhos:
         log(f"--- rho = {rho:g} ---")
         study = dataclasses.replace(config, world={**config.world, "rho": rho})
-        results = run_study(rho_dir(out, rho), study, progress=progress, log=log)
+        results = run_study(rho_dir(out, rho), study, progress=progress, log=log, jobs=jobs)
         per_rho.append({
             "rho": rho,
             "dir": str(rho_dir(out, rho)),

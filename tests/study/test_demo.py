@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -129,6 +130,48 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(out), "--no-progress", *TINY]) == 0
     assert {p: p.stat().st_mtime_ns for p in [*out.rglob("record.json"), *out.rglob("attention.json")]} == stamps
     assert json.loads((out / "study_results.json").read_text())["runs"] == results["runs"]
+
+
+@pytest.mark.slow
+def test_parallel_runs_give_the_records_of_one_process(tmp_path, capfd):
+    import torch
+    from safetensors.torch import load_file
+
+    # capfd: the jobs are processes of their own, which print to the inherited stdout.
+    out = tmp_path / "demo"
+    args = ["demo", "--quick", "--out", str(out), "--no-progress", *TINY, "--variants", "baseline"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each of the two jobs below will have on any machine with 2 threads or more
+    try:
+        assert main([*args, "--seeds", "0"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    alone = json.loads((out / "runs" / "baseline" / "seed0" / "record.json").read_text())
+    weights = out / "runs" / "baseline" / "seed0" / "train" / "final" / "model.safetensors"
+    alone_weights = load_file(weights)
+    shutil.rmtree(out / "runs")  # the shared stages stay; both seeds train again, at once
+    capfd.readouterr()
+    assert main([*args, "--seeds", "0", "1", "--jobs", "2"]) == 0
+    printed = capfd.readouterr().out
+    assert "training 2 run(s), 2 at once" in printed
+    for seed in (0, 1):
+        assert f"baseline seed {seed}: warm-up motion_open: trained 2 steps" in printed
+        assert f"baseline seed {seed}: trained 3 steps" in printed
+    runs = json.loads((out / "study_results.json").read_text())["runs"]
+    assert [(r["variant"], r["seed"]) for r in runs] == [("baseline", 0), ("baseline", 1)]
+    assert {k: v for k, v in runs[0].items() if k != "training"} == {
+        k: v for k, v in alone.items() if k != "training"}
+    assert runs[0]["training"]["steps"] == alone["training"]["steps"] == 3
+    # The same training to the bit (the same thread count): every stage ran as in one process.
+    parallel_weights = load_file(weights)
+    assert parallel_weights.keys() == alone_weights.keys()
+    assert all(torch.equal(parallel_weights[k], alone_weights[k]) for k in alone_weights)
+    # Finished runs are reused, in parallel mode too: nothing is trained or started again.
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("record.json")}
+    assert main([*args, "--seeds", "0", "1", "--jobs", "2"]) == 0
+    rerun = capfd.readouterr().out
+    assert "at once" not in rerun and ": trained" not in rerun
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("record.json")} == stamps
 
 
 def test_demo_refuses_to_mix_two_configurations(tmp_path, capsys):
