@@ -389,10 +389,21 @@ def _log_flushed(message: str) -> None:
     print(message, flush=True)
 
 
-def _limit_threads(threads: int) -> None:
+def _start_job(threads: int, study_pid: int) -> None:
+    """A job's process: its share of the threads, and an end when the study's process ends (killed, say),
+    so that no orphan goes on training in a folder that the next run of the study will train in."""
+    import threading
+
     import torch
 
     torch.set_num_threads(threads)
+
+    def exit_with_the_study() -> None:
+        while os.getppid() == study_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=exit_with_the_study, daemon=True).start()
 
 
 def run_all(ctx: StudyContext, parts: PretrainedParts, runs: list[tuple[str, int]], jobs: int = 1
@@ -418,7 +429,7 @@ def run_all(ctx: StudyContext, parts: PretrainedParts, runs: list[tuple[str, int
     ctx.log(f"training {len(pending)} run(s), {jobs} at once with {threads} thread(s) each")
     quiet = dataclasses.replace(ctx, progress=False, log=_log_flushed)  # picklable, and no bars to interleave
     with ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_limit_threads, initargs=(threads,)) as pool:
+                             initializer=_start_job, initargs=(threads, os.getpid())) as pool:
         futures = {run: pool.submit(_run_one_apart, quiet, parts, *run) for run in pending}
         try:
             done = {run: future.result() for run, future in futures.items()}
