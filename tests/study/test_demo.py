@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -172,6 +173,53 @@ def test_parallel_runs_give_the_records_of_one_process(tmp_path, capfd):
     rerun = capfd.readouterr().out
     assert "at once" not in rerun and ": trained" not in rerun
     assert {p: p.stat().st_mtime_ns for p in out.rglob("record.json")} == stamps
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads the process table from /proc (Linux)")
+def test_parallel_jobs_end_when_the_study_is_killed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    log = tmp_path / "study.log"
+    command = [sys.executable, "-m", "mashvlm.cli", "demo", "--quick", "--out", str(tmp_path / "demo"), "--no-progress",
+               *TINY, "--set", "motion_open_steps=0", "--set", "motion_steps=0", "--steps", "100000",
+               "--variants", "baseline", "--seeds", "0", "1", "--jobs", "2"]
+    with log.open("w") as out:
+        study = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        while "at once" not in log.read_text():
+            assert study.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.5)
+
+        def jobs() -> list[int]:
+            return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                    and f"PPid:\t{study.pid}\n" in _read(p / "status")]
+
+        started = jobs()
+        assert len(started) >= 2  # the two jobs (and multiprocessing's resource tracker)
+    finally:
+        study.send_signal(signal.SIGTERM)
+        study.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(_alive(pid) for pid in started)
+
+
+def _read(path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    status = _read(Path(f"/proc/{pid}/status"))
+    return bool(status) and "State:\tZ" not in status
 
 
 def test_demo_refuses_to_mix_two_configurations(tmp_path, capsys):
