@@ -38,9 +38,10 @@ if TYPE_CHECKING:
     from mashvlm.synth import World
     from mashvlm.training.trainer import TrainResult
 
-__all__ = ["PretrainedParts", "StudyContext", "prepare_world", "prepare_tower", "prepare_language_model",
-           "prepare_questions", "control_questions", "run_one", "run_all", "run_study", "StudyRunError", "summarise", "paired_statistics",
-           "motion_open_file", "one_question_of_each_kind", "training_with_motion_file"]
+__all__ = ["PretrainedParts", "StudyContext", "StudyRunError", "prepare_world", "prepare_tower",
+           "prepare_language_model", "prepare_questions", "control_questions", "run_one", "run_all", "run_study",
+           "summarise", "paired_statistics", "motion_open_file", "one_question_of_each_kind",
+           "training_with_motion_file"]
 
 Log = Callable[[str], None]
 
@@ -375,7 +376,8 @@ def run_one(ctx: StudyContext, parts: PretrainedParts, variant: str, seed: int) 
 
 
 class StudyRunError(MashVlmError, RuntimeError):
-    """A user error (bad input, missing file) in a run trained in a process of its own (``jobs > 1``)."""
+    """A run trained in a process of its own (``jobs > 1``) failed with a user error (bad input, a missing
+    file), or its process died."""
 
 
 def _run_one_apart(ctx: StudyContext, parts: PretrainedParts, variant: str, seed: int) -> dict[str, Any]:
@@ -412,9 +414,10 @@ def run_all(ctx: StudyContext, parts: PretrainedParts, runs: list[tuple[str, int
 
     With ``jobs > 1`` that many runs train at once, each in its own process with an equal share of this
     process's torch threads and no progress bars (their stages log when they end). The study's models are
-    too small for one process to keep two CPU cores busy: two one-thread runs did 1.37x the steps per second
-    of one two-thread run on this project's 2-core machine (docs/synth.md, "Time"). A thread count may
-    change float rounding, so a run's figures can differ by its ``jobs`` as they can by machine.
+    too small for one process to keep every core busy on some machines, where this trains more steps per
+    second in all; on others it gains nothing (docs/synth.md, "Time"; ``benchmarks/parallel_jobs.py``
+    measures a machine). A thread count may change float rounding, so a run's figures can differ by its
+    ``jobs`` as they can by machine.
     """
     pending = [run for run in runs if not (run_directory(ctx.out_dir, *run) / "record.json").is_file()]
     if jobs <= 1 or len(pending) <= 1:
@@ -434,7 +437,7 @@ def run_all(ctx: StudyContext, parts: PretrainedParts, runs: list[tuple[str, int
         try:
             done = {run: future.result() for run, future in futures.items()}
         except BrokenProcessPool as err:
-            raise RuntimeError(
+            raise StudyRunError(
                 "a study process died (out of memory?); run the same command again to resume from the last "
                 "checkpoints, with fewer --jobs"
             ) from err
