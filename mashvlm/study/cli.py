@@ -45,8 +45,9 @@ def register(subparsers) -> None:
                       help="override any StudyConfig field, e.g. --set learning_rate=1e-3 (repeatable)")
     demo.add_argument("--jobs", type=positive_int, default=1,
                       help="(variant, seed) runs to train at once, each in its own process with an equal share "
-                      "of the CPU threads and no progress bars (default 1). The tiny models leave cores idle: "
-                      "--jobs 2 on 2 cores trains about 1.4x as many steps per second in all")
+                      "of the CPU threads and no progress bars (default 1). Where one process leaves cores idle this "
+                      "trains more steps per second in all (--jobs 2 on 2 cores: 1.2-1.4x on one machine, "
+                      "nothing on another; benchmarks/parallel_jobs.py measures yours)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(func=_demo)
 
