@@ -511,9 +511,13 @@ def _saved_config(config: StudyConfig) -> dict[str, Any]:
 def _identity(config: dict[str, Any]) -> dict[str, Any]:
     """What every run of a study shares; runs live in per-variant, per-seed folders, so adding seeds or
     variants to a finished study reuses its runs."""
+    from mashvlm.synth.config import WorldConfig
+
     d = json.loads(json.dumps(config))
     d.pop("seeds", None)
     d.pop("variants", None)
+    # The world as built, not as written: rho 0.9 given or left to its default is the same world.
+    d["world"] = json.loads(json.dumps(WorldConfig.from_dict(d.get("world", {})).to_dict()))
     return d
 
 

@@ -349,6 +349,16 @@ def test_more_seeds_may_join_a_study(tmp_path):
     assert _identity(a) != _identity(StudyConfig(seeds=[0], max_steps=7).to_dict())
 
 
+def test_a_world_setting_equal_to_its_default_is_the_same_study():
+    from mashvlm.study.run import _identity
+    from mashvlm.synth.config import WorldConfig
+
+    default_rho = WorldConfig().rho
+    a = _identity(StudyConfig().to_dict())
+    assert a == _identity(StudyConfig(world={"rho": default_rho}).to_dict())
+    assert a != _identity(StudyConfig(world={"rho": default_rho / 2}).to_dict())
+
+
 @pytest.mark.slow
 def test_full_grid_prints_the_ablation_tables(tmp_path, capsys):
     out = tmp_path / "full"
