@@ -397,8 +397,10 @@ def _start_job(threads: int, study_pid: int) -> None:
     import threading
 
     import torch
+    from transformers.utils import logging as hf_logging
 
     torch.set_num_threads(threads)
+    hf_logging.disable_progress_bar()  # a job has no bars; transformers' own (loading, saving weights) too
 
     def exit_with_the_study() -> None:
         while os.getppid() == study_pid:

@@ -153,8 +153,9 @@ def test_parallel_runs_give_the_records_of_one_process(tmp_path, capfd):
     shutil.rmtree(out / "runs")  # the shared stages stay; both seeds train again, at once
     capfd.readouterr()
     assert main([*args, "--seeds", "0", "1", "--jobs", "2"]) == 0
-    printed = capfd.readouterr().out
+    printed, errors = capfd.readouterr()
     assert "training 2 run(s), 2 at once" in printed
+    assert "Loading weights" not in errors and "Writing model shards" not in errors  # a job has no bars
     for seed in (0, 1):
         assert f"baseline seed {seed}: warm-up motion_open: trained 2 steps" in printed
         assert f"baseline seed {seed}: trained 3 steps" in printed
