@@ -31,7 +31,7 @@ def register(subparsers) -> None:
                       help="the default with a motion warm-up of 3800 steps per model before instruction tuning, "
                       "whose videos stay in its 3000 steps (about 55 min on 2 CPU cores)")
     size.add_argument("--full", action="store_true",
-                      help="the ablation grid of Tables 5-8 over 3 seeds (hours on 2 CPU cores)")
+                      help="the ablation grid of Tables 5-9 over 3 seeds (hours on 2 CPU cores)")
     demo.add_argument("--out", default=None,
                       help="output folder (default: runs/demo[-quick|-long|-full]; with --sweep-rho runs/sweep-rho[-quick])")
     demo.add_argument("--sweep-rho", type=float, nargs="*", default=None, metavar="RHO",

@@ -2,11 +2,14 @@
 
 Every variant is a set of MASH options (``MashVlmConfig`` fields). The two that ``mashvlm demo``
 compares are the LLaVA-style baseline (causal attention over all video tokens, standard RoPE) and
-MASH-VLM (DST-attention, Harmonic-RoPE). ``--full`` adds the cells of the paper's Tables 5-8.
+MASH-VLM (DST-attention, Harmonic-RoPE). ``--full`` adds the cells of the paper's Tables 5-9: Tables 5-8
+vary the MASH options, Table 9 the LLM tuning scheme (``VARIANT_TUNING``); Table 10 is an inference option
+every MASH-VLM run reports.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +19,8 @@ from mashvlm.errors import UsageError
 from mashvlm.training.config import MASH_OPTIONS
 from mashvlm.validation import check_field_types
 
-__all__ = ["ABLATION_TABLES", "PRESETS", "StudyConfig", "VARIANTS", "run_directory", "variant_options"]
+__all__ = ["ABLATION_TABLES", "PRESETS", "StudyConfig", "VARIANTS", "VARIANT_TUNING", "run_directory",
+           "variant_options", "variant_tuning"]
 
 
 def _options(**options: Any) -> dict[str, Any]:
@@ -63,6 +67,17 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
                           temporal_tokens=("cls", "pooled"), spatial_tokens=False),
     "t8_sp_cls_fdiff": _variant("temporal SP + CLS + F-Diff", "causal", "bidirectional", False, False, "harmonic",
                                 temporal_tokens=("cls", "pooled", "frame_diff"), spatial_tokens=False),
+    # Table 9: MASH-VLM with another LLM tuning scheme (VARIANT_TUNING); its full fine-tuning row is "mash".
+    "t9_frozen_llm": _variant("frozen LLM", "causal", "bidirectional", False, False, "harmonic"),
+    "t9_lora": _variant("LoRA", "causal", "bidirectional", False, False, "harmonic"),
+}
+
+# name -> TrainConfig tuning fields, for the variants that do not fully fine-tune the LLM. The scheme holds in
+# every training stage (the motion warm-up too); a LoRA stage is merged before the next starts. LLaVA-1.5's
+# LoRA recipe (r 128, alpha 2r) is for 4096-wide LLMs; the study's is 128 wide, so r is 16 (alpha 2r).
+VARIANT_TUNING: dict[str, dict[str, Any]] = {
+    "t9_frozen_llm": {"tuning": "frozen_llm", "lora": {}},
+    "t9_lora": {"tuning": "lora", "lora": {"r": 16, "alpha": 32}},
 }
 
 # The paper's ablation tables as (row label, variant name); a variant shared by two tables is trained once.
@@ -91,6 +106,11 @@ ABLATION_TABLES: dict[str, list[tuple[str, str]]] = {
         ("SP + CLS + F-Diff / -", "t8_sp_cls_fdiff"),
         ("SP + CLS + F-Diff / TP", "mash"),
     ],
+    "Table 9: LLM tuning": [
+        ("frozen", "t9_frozen_llm"),
+        ("LoRA", "t9_lora"),
+        ("full fine-tuning", "mash"),
+    ],
 }
 
 
@@ -103,6 +123,12 @@ def variant_options(name: str) -> dict[str, Any]:
     if name not in VARIANTS:
         raise KeyError(f"unknown study variant {name!r}; known: {sorted(VARIANTS)}")
     return dict(VARIANTS[name][1])
+
+
+def variant_tuning(name: str) -> dict[str, Any]:
+    """The TrainConfig ``tuning`` and ``lora`` of a variant (full fine-tuning unless Table 9 says otherwise)."""
+    variant_options(name)  # an unknown name fails here
+    return copy.deepcopy(VARIANT_TUNING.get(name, {"tuning": "full", "lora": {}}))
 
 
 @dataclass

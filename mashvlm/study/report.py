@@ -94,7 +94,7 @@ def format_paired(results: dict[str, Any], variant: str = "mash") -> str:
 
 
 def format_ablations(results: dict[str, Any]) -> str:
-    """The paper's Tables 5-8 on the study's world, for the variants that were run."""
+    """The paper's Tables 5-9 on the study's world, for the variants that were run."""
     summary = results["summary"]
     blocks = []
     for title, rows in ABLATION_TABLES.items():

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from mashvlm.errors import MashVlmError, UsageError
 from mashvlm.files import write_json_atomic
 from mashvlm.study.attention import attention_stage
-from mashvlm.study.config import StudyConfig, run_directory, variant_options
+from mashvlm.study.config import StudyConfig, run_directory, variant_options, variant_tuning
 from mashvlm.study.stats import paired_difference, seed_stats
 
 if TYPE_CHECKING:
@@ -255,7 +255,7 @@ def _train(ctx: StudyContext, parts: PretrainedParts, run_dir: Path, variant: st
     from mashvlm.training.trainer import train
 
     config = ctx.config
-    common = dict(mash=variant_options(variant), weight_decay=config.weight_decay,
+    common = dict(mash=variant_options(variant), **variant_tuning(variant), weight_decay=config.weight_decay,
                   per_device_train_batch_size=config.batch_size, warmup_ratio=config.warmup_ratio, seed=seed)
     start_from: dict[str, Any] = dict(
         vision_tower_weights=str(parts.tower),
@@ -354,6 +354,7 @@ def run_one(ctx: StudyContext, parts: PretrainedParts, variant: str, seed: int) 
         "seed": seed,
         "token_types": token_types,
         "options": variant_options(variant),
+        "tuning": variant_tuning(variant)["tuning"],
         "binary": {k: results["binary"][k] for k in BINARY_KEYS},
         "open_ended": {k: results["open_ended"][k] for k in BINARY_KEYS},
         "usual": _control_record(usual),

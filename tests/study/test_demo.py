@@ -7,10 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from mashvlm.cli import main
 from mashvlm.errors import UsageError
-from mashvlm.study.config import ABLATION_TABLES, PRESETS, VARIANTS, StudyConfig
+from mashvlm.study.config import ABLATION_TABLES, PRESETS, VARIANTS, StudyConfig, variant_tuning
 from mashvlm.study.run import _saved_config, one_question_of_each_kind, paired_statistics, summarise
 from mashvlm.study.stats import paired_difference, student_t_two_sided_p
 from mashvlm.synth import NEUTRAL_SCENES, WorldConfig
@@ -293,12 +295,16 @@ def test_the_motion_videos_join_training_with_one_question_of_each_kind():
     assert one_question_of_each_kind(empty) == empty
 
 
-def test_the_ablation_grid_covers_tables_5_to_8():
+def test_the_ablation_grid_covers_tables_5_to_9():
     full = StudyConfig(**PRESETS["full"])
     assert len(full.seeds) >= 3
     assert {v for rows in ABLATION_TABLES.values() for _, v in rows} <= set(full.variants)
-    options = [json.dumps(VARIANTS[v][1], sort_keys=True) for v in full.variants]
-    assert len(set(options)) == len(options)  # no cell trained twice under two names
+    assert any(title.startswith("Table 9") for title in ABLATION_TABLES)
+    cells = [json.dumps([VARIANTS[v][1], variant_tuning(v)], sort_keys=True) for v in full.variants]
+    assert len(set(cells)) == len(cells)  # no cell trained twice under two names
+    assert {variant_tuning(v)["tuning"] for v in full.variants} == {"full", "lora", "frozen_llm"}
+    with pytest.raises(KeyError, match="unknown study variant"):
+        variant_tuning("t9_nope")
 
 
 def test_summary_mean_and_sample_std():
@@ -372,6 +378,20 @@ def test_full_grid_prints_the_ablation_tables(tmp_path, capsys):
     results = json.loads((out / "study_results.json").read_text())
     assert {r["variant"] for r in results["runs"]} == set(StudyConfig(**PRESETS["full"]).variants)
     assert "Table 7: positions" in (out / "study_table.txt").read_text()
+    assert {r["variant"]: r["tuning"] for r in results["runs"]}["t9_lora"] == "lora"
+
+    # Table 9's schemes hold in every stage: a frozen LLM leaves the text-pre-trained Llama as it was;
+    # full fine-tuning and (merged) LoRA change it.
+    pretrained = load_file(str(out / "language_model.safetensors"))
+    llm = [k for k in pretrained if k.startswith("model.language_model.layers.")]
+    assert llm
+
+    def changed(variant: str) -> bool:
+        final = load_file(str(out / "runs" / variant / "seed0" / "train" / "final" / "model.safetensors"))
+        return any(not torch.equal(final[k], pretrained[k]) for k in llm)
+
+    assert not changed("t9_frozen_llm")
+    assert changed("t9_lora") and changed("mash")
 
 
 @pytest.mark.slow
