@@ -193,7 +193,7 @@ def test_parallel_jobs_end_when_the_study_is_killed(tmp_path):
     with log.open("w") as out:
         study = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
-        def jobs() -> list[int]:  # the study's children but multiprocessing's resource tracker
+        def jobs() -> list[int]:  # the study's children, except multiprocessing's resource tracker
             return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
                     and f"PPid:\t{study.pid}\n" in _read(p / "status")
                     and "resource_tracker" not in _read(p / "cmdline")]
