@@ -554,26 +554,46 @@ class MashVlmModel(MashVlmPreTrainedModel):
         self.language_model.set_input_embeddings(value)
 
     # -- video features -------------------------------------------------------------------------
-    def get_video_features(
-        self, pixel_values_videos: torch.Tensor, video_token_types: str = "both"
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[V, T, 3, H, W]`` frames -> ``(temporal [V, M, D], spatial [V, N, D])`` video tokens.
-
-        The config says which tokens a video has (``temporal_tokens``, ``spatial_tokens``); inference may keep
-        only one kind (``video_token_types``, Table 10), and the other then has 0 tokens.
+    def get_tower_features(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
+        """``[V, T, 3, H, W]`` frames -> the tower's ``vision_feature_layer`` output ``[V, T, 1+N, D_vision]``
+        (CLS first), before the projector. A frozen tower's output is fixed per video, so training may
+        compute it once and pass it as ``video_tower_features`` (``mashvlm.training``, ``cache_tower_features``).
         """
         if pixel_values_videos.dim() != 5:
             raise ValueError(
                 f"pixel_values_videos must be [num_videos, T, 3, H, W], got {tuple(pixel_values_videos.shape)}"
             )
-        select_video_token_counts(self.config.num_temporal_tokens, self.config.num_spatial_tokens, video_token_types)
         videos, frames = pixel_values_videos.shape[:2]
         pixels = pixel_values_videos.flatten(0, 1).to(dtype=self.vision_tower.dtype)
         tower_trains = any(p.requires_grad for p in self.vision_tower.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled() and tower_trains):
             hidden = self.vision_tower(pixels, output_hidden_states=True).hidden_states
-        features = self.multi_modal_projector(hidden[self.config.vision_feature_layer])  # [V*T, 1+N, D]
-        features = features.view(videos, frames, features.shape[1], features.shape[2])
+        selected = hidden[self.config.vision_feature_layer]
+        return selected.view(videos, frames, selected.shape[1], selected.shape[2])
+
+    def get_video_features(
+        self,
+        pixel_values_videos: torch.Tensor | None = None,
+        video_token_types: str = "both",
+        video_tower_features: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[V, T, 3, H, W]`` frames (or their ``get_tower_features``) -> ``(temporal [V, M, D], spatial
+        [V, N, D])`` video tokens.
+
+        The config says which tokens a video has (``temporal_tokens``, ``spatial_tokens``); inference may keep
+        only one kind (``video_token_types``, Table 10), and the other then has 0 tokens.
+        """
+        select_video_token_counts(self.config.num_temporal_tokens, self.config.num_spatial_tokens, video_token_types)
+        if (pixel_values_videos is None) == (video_tower_features is None):
+            raise ValueError("pass exactly one of pixel_values_videos and video_tower_features")
+        if video_tower_features is None:
+            video_tower_features = self.get_tower_features(pixel_values_videos)
+        elif video_tower_features.dim() != 4:
+            raise ValueError(
+                "video_tower_features must be [num_videos, T, 1+N, D_vision] (get_tower_features), got "
+                f"{tuple(video_tower_features.shape)}"
+            )
+        features = self.multi_modal_projector(video_tower_features.to(self.vision_tower.dtype))  # [V, T, 1+N, D]
         return build_video_tokens(
             features[:, :, 1:],
             features[:, :, 0],
@@ -587,10 +607,11 @@ class MashVlmModel(MashVlmPreTrainedModel):
         self,
         inputs_embeds: torch.Tensor,
         token_types: torch.Tensor,
-        pixel_values_videos: torch.Tensor,
+        pixel_values_videos: torch.Tensor | None,
         video_token_types: str = "both",
+        video_tower_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        temporal, spatial = self.get_video_features(pixel_values_videos, video_token_types)
+        temporal, spatial = self.get_video_features(pixel_values_videos, video_token_types, video_tower_features)
         for kind, tokens in ((TokenType.TEMPORAL, temporal), (TokenType.SPATIAL, spatial)):
             slots = token_types == kind
             if int(slots.sum()) != tokens.shape[0] * tokens.shape[1]:
@@ -668,11 +689,13 @@ class MashVlmModel(MashVlmPreTrainedModel):
         use_cache: bool | None = None,
         token_types: torch.LongTensor | None = None,
         video_token_types: str = "both",
+        video_tower_features: torch.FloatTensor | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast:
         """``video_token_types``: ``"both"``, or only the ``"spatial"`` or ``"temporal"`` tokens of each video
         (Table 10); the prompt then holds placeholders of that kind only (``MashVlmProcessor`` with the same
-        option), so the others are not in the sequence at all."""
+        option), so the others are not in the sequence at all. ``video_tower_features``: the videos'
+        ``get_tower_features``, in place of ``pixel_values_videos`` (a frozen tower's output computed once)."""
         legacy_cache = kwargs.pop("past_key_values", None)  # pre-v5 name of `cache`
         cache = cache if cache is not None else legacy_cache
         if token_types is None:
@@ -684,12 +707,15 @@ class MashVlmModel(MashVlmPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
         has_video_slots = bool((token_types != TokenType.TEXT).any())
-        if pixel_values_videos is not None:
+        if pixel_values_videos is not None or video_tower_features is not None:
             inputs_embeds = self._scatter_video_tokens(
-                inputs_embeds, token_types, pixel_values_videos, video_token_types
+                inputs_embeds, token_types, pixel_values_videos, video_token_types, video_tower_features
             )
         elif has_video_slots:
-            raise ValueError("input_ids contain video placeholder tokens but no pixel_values_videos were given")
+            raise ValueError(
+                "input_ids contain video placeholder tokens but no pixel_values_videos (or video_tower_features)"
+                " were given"
+            )
 
         past_length = cache.get_seq_length() if cache is not None else 0
         layout = None
@@ -778,6 +804,7 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
         token_types: torch.LongTensor | None = None,
         share_prompt_prefix: bool = False,
         video_token_types: str = "both",
+        video_tower_features: torch.FloatTensor | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
         """As any transformers causal LM. ``share_prompt_prefix=True`` (training, with ``labels``) runs the
@@ -786,7 +813,8 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
         ``num_items_in_batch`` (the Trainer's count of supervised tokens over the whole global batch) turns
         the loss into a sum over this batch divided by it, so that gradient accumulation and data
         parallelism weigh every token alike, as one big batch would. ``video_token_types``: which kinds of
-        video tokens the prompt holds (``MashVlmModel.forward``, Table 10)."""
+        video tokens the prompt holds (``MashVlmModel.forward``, Table 10); ``video_tower_features``: the
+        tower's output in place of ``pixel_values_videos`` (``MashVlmModel.get_tower_features``)."""
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         # Gradient checkpointing turns the cache off, so the prefix could not be handed on: run it all then.
         if (share_prompt_prefix and labels is not None and input_ids is not None and cache is None
@@ -801,7 +829,8 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
             if prefix > 0:
                 return self._loss_with_shared_prefix(
                     input_ids, pixel_values_videos, attention_mask, labels, token_types, prefix,
-                    num_items_in_batch=num_items_in_batch, video_token_types=video_token_types, **kwargs
+                    num_items_in_batch=num_items_in_batch, video_token_types=video_token_types,
+                    video_tower_features=video_tower_features, **kwargs
                 )
         outputs = self.model(
             input_ids=input_ids,
@@ -813,6 +842,7 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
             use_cache=use_cache,
             token_types=token_types,
             video_token_types=video_token_types,
+            video_tower_features=video_tower_features,
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state
@@ -832,7 +862,7 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
 
     def _loss_with_shared_prefix(self, input_ids, pixel_values_videos, attention_mask, labels, token_types,
                                  prefix: int, num_items_in_batch=None, video_token_types: str = "both",
-                                 **kwargs) -> CausalLMOutputWithPast:
+                                 video_tower_features=None, **kwargs) -> CausalLMOutputWithPast:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         positions = harmonic_position_ids(token_types, attention_mask)
@@ -849,6 +879,7 @@ class MashVlmForConditionalGeneration(MashVlmPreTrainedModel, GenerationMixin):
             use_cache=True,
             token_types=token_types[:, prefix:],
             video_token_types=video_token_types,
+            video_tower_features=video_tower_features,
             **kwargs,
         )
         # Logits only where there is a loss: the answers are a few tokens of each sequence.

@@ -256,7 +256,8 @@ def _train(ctx: StudyContext, parts: PretrainedParts, run_dir: Path, variant: st
 
     config = ctx.config
     common = dict(mash=variant_options(variant), **variant_tuning(variant), weight_decay=config.weight_decay,
-                  per_device_train_batch_size=config.batch_size, warmup_ratio=config.warmup_ratio, seed=seed)
+                  per_device_train_batch_size=config.batch_size, warmup_ratio=config.warmup_ratio, seed=seed,
+                  cache_tower_features=True)  # the tower is frozen and the world fits in memory
     start_from: dict[str, Any] = dict(
         vision_tower_weights=str(parts.tower),
         language_model_weights=str(parts.language_model) if parts.language_model else None)

@@ -75,6 +75,10 @@ class TrainConfig:
     share_prompt_prefix: bool = True
     # A mixture file of datasets (mashvlm/training/mixture.py; docs/training_data.md), in place of train_file.
     mixture: str | None = None
+    # Run the frozen vision tower once per video and keep its output in memory, not once per step: the same
+    # training up to float rounding (the tower runs on one video at a time, outside any bf16 autocast), for
+    # less compute. For data that fits in memory (not a mixture), one process, no DataLoader workers.
+    cache_tower_features: bool = False
 
     def __post_init__(self):
         check_field_types(self, "training config")
@@ -105,6 +109,13 @@ class TrainConfig:
             choices = allowed.get(key, (True, False))
             if value not in choices or (key not in allowed and not isinstance(value, bool)):
                 raise UsageError(f"mash option {key} must be one of {list(choices)}, got {value!r}")
+        if self.cache_tower_features:
+            problem = ("the tower must be frozen (freeze_vision_tower)" if not self.freeze_vision_tower else
+                       "a mixture is too big to hold in memory" if self.mixture else
+                       "the tower runs in the training process (dataloader_num_workers 0)"
+                       if self.dataloader_num_workers else None)
+            if problem:
+                raise UsageError(f"cache_tower_features: {problem}; set cache_tower_features false")
         from .schemes import check_tuning
 
         check_tuning(self.tuning, self.lora)

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,8 @@ from ..video import VideoDecodeError, read_video_frames
 SKIPPED = "skipped"
 # A batch whose every sample was skipped is refilled from the samples after them (at most this many tried).
 REFILL_TRIES = 8
+# How an example carries its video: pixels, or a frozen tower's output for them (VideoInstructionDataset).
+VIDEO_KEYS = ("pixel_values_videos", "video_tower_features")
 
 
 class DataFormatError(FormatError):
@@ -207,10 +210,13 @@ class VideoInstructionDataset(Dataset):
 
     Videos are read by :func:`mashvlm.video.read_video_frames` (every format, the same frame sampling,
     only the sampled frames decoded). Decoded and preprocessed videos are cached in memory when
-    ``cache_videos`` (the synthetic world fits easily; a real mixture does not). A video that fails to
-    decode raises its :class:`VideoDecodeError`, or with ``skip_undecodable`` gives the marker
-    ``{"skipped": {"index", "dataset", "video", "error"}}`` that :class:`VideoInstructionCollator` drops
-    and reports. Only typed decode errors are caught: anything else is a bug and propagates.
+    ``cache_videos`` (the synthetic world fits easily; a real mixture does not). With ``tower_features``
+    (a frozen vision tower: pixels ``[T, 3, H, W]`` -> its output ``[T, 1+N, D]``), the cache holds that
+    output instead and examples carry it as ``video_tower_features``: the tower runs once per video, not
+    once per step. A video that fails to decode raises its :class:`VideoDecodeError`, or with
+    ``skip_undecodable`` gives the marker ``{"skipped": {"index", "dataset", "video", "error"}}`` that
+    :class:`VideoInstructionCollator` drops and reports. Only typed decode errors are caught: anything else
+    is a bug and propagates.
     """
 
     def __init__(
@@ -221,9 +227,13 @@ class VideoInstructionDataset(Dataset):
         turns: str = "single",
         cache_videos: bool = True,
         skip_undecodable: bool = False,
+        tower_features: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
         if turns not in ("single", "multi"):
             raise ValueError(f"turns must be 'single' or 'multi', got {turns!r}")
+        if tower_features is not None and not cache_videos:
+            raise ValueError("tower_features computes each video's tower output once and caches it; "
+                             "it needs cache_videos=True")
         self.processor = processor
         self.records = records
         if turns == "single":
@@ -232,38 +242,43 @@ class VideoInstructionDataset(Dataset):
             self.items = [(r, r.turns) for r in records]
         self.cache: dict[tuple, torch.Tensor] | None = {} if cache_videos else None
         self.skip_undecodable = skip_undecodable
+        self.tower_features = tower_features
+        self.video_key = "pixel_values_videos" if tower_features is None else "video_tower_features"
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def video_pixels(self, video: str, start: float | None = None, end: float | None = None,
-                     fps: float | None = None) -> torch.Tensor:
+    def video_input(self, video: str, start: float | None = None, end: float | None = None,
+                    fps: float | None = None) -> torch.Tensor:
+        """The video as examples carry it (under ``video_key``): its pixels, or the tower's output for them."""
         key = (video, start, end)
         if self.cache is not None and key in self.cache:
             return self.cache[key]
         frames = read_video_frames(video, self.processor.num_frames, start=start, end=end, fps=fps)
-        pixels = self.processor.preprocess_video(frames)
+        value = self.processor.preprocess_video(frames)
+        if self.tower_features is not None:
+            value = self.tower_features(value)
         if self.cache is not None:
-            self.cache[key] = pixels
-        return pixels
+            self.cache[key] = value
+        return value
 
     def __getitem__(self, index: int) -> dict:
         record, turns = self.items[index]
         try:
-            pixels = self.video_pixels(record.video, record.start, record.end, record.fps)
+            video = self.video_input(record.video, record.start, record.end, record.fps)
         except VideoDecodeError as err:
             if not self.skip_undecodable:
                 raise
             return {SKIPPED: {"index": index, "dataset": record.source, "video": record.video, "error": str(err)}}
         example = self.processor.encode_conversation(turns)
-        example["pixel_values_videos"] = pixels
+        example[self.video_key] = video
         return example
 
 
 @dataclass
 class VideoInstructionCollator:
-    """Right-pads ``input_ids`` (pad id) and ``labels`` (-100); stacks videos ``[B, T, 3, H, W]`` (text-only
-    examples, without ``pixel_values_videos``, give a batch without them). ``share_prompt_prefix`` asks the
+    """Right-pads ``input_ids`` (pad id) and ``labels`` (-100); stacks videos ``[B, T, 3, H, W]`` (or their
+    tower outputs, ``video_tower_features``; text-only examples, without either, give a batch without them). ``share_prompt_prefix`` asks the
     model to run the rows' common system prompt once (see ``MashVlmForConditionalGeneration.forward``).
 
     Skipped-sample markers (:class:`VideoInstructionDataset` with ``skip_undecodable``) are dropped, so a
@@ -294,8 +309,9 @@ class VideoInstructionCollator:
             labels[row, :n] = example["labels"]
             attention_mask[row, :n] = 1
         batch = {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
-        if "pixel_values_videos" in examples[0]:
-            batch["pixel_values_videos"] = torch.stack([e["pixel_values_videos"] for e in examples])
+        for key in VIDEO_KEYS:
+            if key in examples[0]:
+                batch[key] = torch.stack([e[key] for e in examples])
         if self.share_prompt_prefix:
             batch["share_prompt_prefix"] = True
         if skipped:

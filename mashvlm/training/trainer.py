@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from transformers import PrinterCallback, TrainingArguments, set_seed
 
 from ..errors import MashVlmError, UsageError
 from ..files import atomic_path, write_json_atomic
-from ..modeling import MashVlmConfig, MashVlmForConditionalGeneration, MashVlmProcessor
+from ..modeling import MashVlmConfig, MashVlmForConditionalGeneration, MashVlmModel, MashVlmProcessor
 from .config import TrainConfig
 from .data import InstructionRecord, VideoInstructionCollator, VideoInstructionDataset, load_videochat2_json
 from .distributed import (
@@ -41,7 +42,8 @@ INPUT_HASHES_FILE = "input_hashes.json"  # sha256 of the input files of CONTENT_
 # Config fields that leave the trained weights unchanged: where and how often files are written or logs
 # printed, and how many processes load the data. Every other field counts (share_prompt_prefix and
 # attn_implementation too: they change float rounding, which can change a run; docs/decisions.md).
-NOT_RESULT_FIELDS = ("output_dir", "logging_steps", "save_steps", "save_total_limit", "dataloader_num_workers")
+NOT_RESULT_FIELDS = ("output_dir", "logging_steps", "save_steps", "save_total_limit", "dataloader_num_workers",
+                     "cache_tower_features")
 # Input files compared by content: the same file moved compares equal, an edited one differs.
 CONTENT_FIELDS = ("train_file", "mixture", "vision_tower_weights", "language_model_weights", "tokenizer_file")
 ADAPTER_DIR = "adapter"  # a LoRA run's adapter (PEFT format) and processor, beside the merged ``final``
@@ -242,6 +244,19 @@ def load_training_records(config: TrainConfig, *, progress: bool = False):
     return mixture.records, mixture
 
 
+def frozen_tower_features(model: MashVlmModel, bf16: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A video's pixels ``[T, 3, H, W]`` -> the frozen tower's output ``[T, 1+N, D]`` (on the CPU, for the
+    dataset's cache), computed on the tower's device at call time (the Trainer moves the model before the
+    first batch) and under the bf16 autocast that the Trainer's forward would run it in."""
+
+    def features(pixels: torch.Tensor) -> torch.Tensor:
+        device = next(model.vision_tower.parameters()).device
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            return model.get_tower_features(pixels[None].to(device))[0].cpu()
+
+    return features
+
+
 def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True) -> TrainResult:
     """Tune and save ``output_dir/final`` (model + processor).
 
@@ -270,6 +285,12 @@ def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True
     plan = plan_batch(config.per_device_train_batch_size, world_size_from_env(), config.global_batch_size,
                       config.gradient_accumulation_steps)
     model, processor = build_model_and_processor(config, records)
+    tower_features = None
+    if config.cache_tower_features:
+        if plan.world_size > 1:
+            raise UsageError(f"cache_tower_features is for one process; this run has {plan.world_size}: "
+                             "set cache_tower_features false")
+        tower_features = frozen_tower_features(model.model, config.bf16)
     model = apply_tuning_scheme(model, config.tuning, config.lora)
     out.mkdir(parents=True, exist_ok=True)
     if is_main_process():  # one writer among the processes
@@ -280,7 +301,7 @@ def train(config: TrainConfig, *, overwrite: bool = False, progress: bool = True
 
     # A broken video is skipped and counted, never fatal (mashvlm.training.skips); a mixture is too big to cache.
     dataset = VideoInstructionDataset(records, processor, turns=config.turns, cache_videos=not config.mixture,
-                                      skip_undecodable=True)
+                                      skip_undecodable=True, tower_features=tower_features)
     pad_id = processor.tokenizer.pad_token_id
     pad_id = pad_id if pad_id is not None else processor.tokenizer.eos_token_id
     args = TrainingArguments(

@@ -298,6 +298,34 @@ def test_loss_is_shifted_cross_entropy(tiny_model, video_batch):
     torch.testing.assert_close(out.loss, expected)
 
 
+def test_tower_features_computed_apart_stand_in_for_the_pixels(video_batch):
+    """Training may run the frozen tower once per video (``get_tower_features``) and pass its output as
+    ``video_tower_features``: the same loss and gradients as from the pixels. Both inputs at once, or
+    features of the wrong rank, are errors."""
+    input_ids, mask, pixels = video_batch
+    model = build_model().train()
+    model.freeze_vision_tower()
+    labels = answer_labels(input_ids, mask)
+    with torch.no_grad():
+        features = model.model.get_tower_features(pixels)
+    vision = model.config.vision_config
+    patches = (vision.image_size // vision.patch_size) ** 2
+    assert features.shape == (3, model.config.num_frames, 1 + patches, vision.hidden_size)
+
+    def loss_and_grads(**video):
+        model.zero_grad()
+        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels, **video).loss
+        loss.backward()
+        return [loss.detach()] + [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    torch.testing.assert_close(loss_and_grads(video_tower_features=features),
+                               loss_and_grads(pixel_values_videos=pixels))
+    with pytest.raises(ValueError, match="exactly one"):
+        logits_of(model, input_ids, mask, pixels, video_tower_features=features)
+    with pytest.raises(ValueError, match="video_tower_features must be"):
+        logits_of(model, input_ids, mask, video_tower_features=features.flatten(0, 1))
+
+
 # ---------------------------------------------------------------------------------------------
 # Serialization and Auto classes
 # ---------------------------------------------------------------------------------------------

@@ -122,6 +122,52 @@ def test_sharing_the_prompt_prefix_trains_the_same_model(small_world, tiny_model
     assert runs[True] == pytest.approx(runs[False], rel=1e-4)
 
 
+def test_caching_the_frozen_towers_output_trains_the_same_model(small_world, tiny_model_kwargs, tmp_path,
+                                                                 monkeypatch):
+    """``cache_tower_features`` runs the tower once per video, not once per step, and trains the same
+    weights (up to float rounding); a folder trained either way is reused by the other."""
+    from mashvlm.modeling import MashVlmForConditionalGeneration, MashVlmModel
+
+    calls = []
+    original = MashVlmModel.get_tower_features
+
+    def spy(self, pixel_values_videos):
+        calls.append(pixel_values_videos.shape[0])
+        return original(self, pixel_values_videos)
+
+    monkeypatch.setattr(MashVlmModel, "get_tower_features", spy)
+    videos = len(load_videochat2_json(small_world.instruct_file("train"), small_world.root))
+    steps, batch = 12, 8
+    weights = {}
+    for cache in (False, True):
+        calls.clear()
+        out = tmp_path / str(cache)
+        result = train(_config(small_world, out, tiny_model_kwargs, max_steps=steps, cache_tower_features=cache),
+                       progress=False)
+        weights[cache] = MashVlmForConditionalGeneration.from_pretrained(result.final_dir).state_dict()
+        if cache:  # one video per call, each at most once: fewer videos than the steps read
+            assert calls == [1] * len(calls) and len(calls) <= videos < steps * batch
+        else:
+            assert calls == [batch] * steps
+    assert weights[True].keys() == weights[False].keys()
+    for name in weights[True]:
+        torch.testing.assert_close(weights[True][name], weights[False][name], msg=name)
+    again = train(_config(small_world, tmp_path / "False", tiny_model_kwargs, max_steps=steps,
+                          cache_tower_features=True), progress=False)
+    assert again.reused
+
+
+@pytest.mark.parametrize("fields, problem", [
+    (dict(freeze_vision_tower=False), "frozen"),
+    (dict(dataloader_num_workers=2), "dataloader_num_workers"),
+])
+def test_caching_the_tower_output_needs_a_frozen_tower_in_the_training_process(fields, problem, tmp_path):
+    from mashvlm.errors import UsageError
+
+    with pytest.raises(UsageError, match=f"cache_tower_features: .*{problem}"):
+        TrainConfig(train_file=str(tmp_path / "t.json"), cache_tower_features=True, **fields)
+
+
 def _data_copy(world, path):
     path.write_bytes(world.instruct_file("train").read_bytes())
     return path
