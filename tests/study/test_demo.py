@@ -374,6 +374,8 @@ def test_full_grid_prints_the_ablation_tables(tmp_path, capsys):
         assert title in printed
         for label, _ in rows:
             assert label in printed
+    header = next(line for line in printed.splitlines() if "UNSCENE avg" in line)
+    assert header.split() == ["UNSCENE", "avg", "scene-only", "act", "unusual", "act", "usual", "avg", "control", "act"]
     results = json.loads((out / "study_results.json").read_text())
     assert {r["variant"] for r in results["runs"]} == set(StudyConfig(**PRESETS["full"]).variants)
     assert "Table 7: positions" in (out / "study_table.txt").read_text()
