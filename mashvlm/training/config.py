@@ -76,8 +76,8 @@ class TrainConfig:
     # A mixture file of datasets (mashvlm/training/mixture.py; docs/training_data.md), in place of train_file.
     mixture: str | None = None
     # Run the frozen vision tower once per video and keep its output in memory, not once per step: the same
-    # training up to float rounding (the tower runs on one video at a time, outside any bf16 autocast), for
-    # less compute. For data that fits in memory (not a mixture), one process, no DataLoader workers.
+    # training up to float rounding (the tower runs on one video at a time), for less compute. For data that
+    # fits in memory (not a mixture), one process, no DataLoader workers (docs/decisions.md, "Training").
     cache_tower_features: bool = False
 
     def __post_init__(self):

@@ -160,12 +160,13 @@ def test_caching_the_frozen_towers_output_trains_the_same_model(small_world, tin
 @pytest.mark.parametrize("fields, problem", [
     (dict(freeze_vision_tower=False), "frozen"),
     (dict(dataloader_num_workers=2), "dataloader_num_workers"),
+    (dict(train_file=None, mixture="mixture.yaml"), "mixture"),
 ])
 def test_caching_the_tower_output_needs_a_frozen_tower_in_the_training_process(fields, problem, tmp_path):
     from mashvlm.errors import UsageError
 
     with pytest.raises(UsageError, match=f"cache_tower_features: .*{problem}"):
-        TrainConfig(train_file=str(tmp_path / "t.json"), cache_tower_features=True, **fields)
+        TrainConfig(**{"train_file": str(tmp_path / "t.json"), "cache_tower_features": True, **fields})
 
 
 def _data_copy(world, path):
