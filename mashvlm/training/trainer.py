@@ -40,8 +40,9 @@ FINAL_DIR = "final"
 CONFIG_FILE = "train_config.json"  # the TrainConfig of the training in the folder (a valid config file)
 INPUT_HASHES_FILE = "input_hashes.json"  # sha256 of the input files of CONTENT_FIELDS
 # Config fields that leave the trained weights unchanged: where and how often files are written or logs
-# printed, and how many processes load the data. Every other field counts (share_prompt_prefix and
-# attn_implementation too: they change float rounding, which can change a run; docs/decisions.md).
+# printed, how many processes load the data, and whether the frozen tower's output is cached (the same
+# arithmetic per frame). Every other field counts (share_prompt_prefix and attn_implementation too: they
+# change float rounding, which can change a run; docs/decisions.md).
 NOT_RESULT_FIELDS = ("output_dir", "logging_steps", "save_steps", "save_total_limit", "dataloader_num_workers",
                      "cache_tower_features")
 # Input files compared by content: the same file moved compares equal, an edited one differs.
