@@ -279,8 +279,8 @@ class VideoInstructionDataset(Dataset):
 class VideoInstructionCollator:
     """Right-pads ``input_ids`` (pad id) and ``labels`` (-100); stacks videos ``[B, T, 3, H, W]`` (or their
     tower outputs, ``video_tower_features``; text-only examples, without either, give a batch without
-    them). ``share_prompt_prefix`` asks the
-    model to run the rows' common system prompt once (see ``MashVlmForConditionalGeneration.forward``).
+    them). ``share_prompt_prefix`` asks the model to run the rows' common system prompt once (see
+    ``MashVlmForConditionalGeneration.forward``).
 
     Skipped-sample markers (:class:`VideoInstructionDataset` with ``skip_undecodable``) are dropped, so a
     broken video costs its one sample; the batch then carries their descriptions under ``"skipped"`` (the
