@@ -9,6 +9,7 @@ from mashvlm.commands import check_output_dir, parse_key_values
 
 def _train(args: argparse.Namespace) -> int:
     from .config import TrainConfig, check_config_inputs
+    from .distributed import end_process_group
     from .trainer import train
 
     overrides = parse_key_values(args.set)
@@ -19,6 +20,7 @@ def _train(args: argparse.Namespace) -> int:
     check_output_dir(config.output_dir, "output_dir")
     check_config_inputs(config)
     result = train(config, overwrite=args.overwrite or args.no_resume)
+    end_process_group()
     state = "already trained, reused" if result.reused else f"trained to step {result.global_step}"
     print(f"{state}: {result.final_dir}")
     return 0

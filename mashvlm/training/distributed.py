@@ -145,3 +145,13 @@ def die_with_launcher() -> None:
         return
     if launcher == 1 or os.getppid() != launcher:  # the launcher died before the request took effect
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def end_process_group() -> None:
+    """Destroy the process group the Trainer started (if any) before the process exits: left to the
+    interpreter's shutdown, gloo's threads can abort a finished worker (``terminate called without an
+    active exception``, exit code -6), and torchrun then reports the whole run as failed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
