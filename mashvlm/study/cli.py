@@ -99,8 +99,9 @@ def _demo(args: argparse.Namespace) -> int:
     run_study(out, config, progress=not args.no_progress, log=lambda m: print(m, flush=True), jobs=args.jobs)
     print()
     print((Path(out) / "study_table.txt").read_text(), end="")
-    print(f"\nresults: {out}/study_results.json, {out}/study_table.txt, {out}/study.png "
-          f"({time.monotonic() - start:.0f} s)")
+    chart = Path(out) / "study_ablations.png"
+    print(f"\nresults: {out}/study_results.json, {out}/study_table.txt, {out}/study.png"
+          + (f", {chart}" if chart.exists() else "") + f" ({time.monotonic() - start:.0f} s)")
     if preset == "quick":
         print("note: --quick trains too briefly to compare the models; run `mashvlm demo` for the study.")
     return 0

@@ -8,8 +8,8 @@ from typing import Any
 from mashvlm.files import write_json_atomic, write_text_atomic
 from mashvlm.study.config import ABLATION_TABLES, VARIANTS
 
-__all__ = ["format_attention", "format_comparison", "format_ablations", "format_paired", "format_token_types",
-           "plot_comparison", "write_report"]
+__all__ = ["ablation_variants", "format_attention", "format_comparison", "format_ablations", "format_paired",
+           "format_token_types", "plot_ablations", "plot_comparison", "write_report"]
 
 _ROWS = (
     ("binary", "scene_only_action", "UNSCENE binary  scene-only action"),
@@ -104,15 +104,23 @@ _ABLATION_COLUMNS = (
 )
 
 
+def _complete_tables(summary: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
+    """The paper's ablation tables whose every variant the study ran."""
+    return {title: rows for title, rows in ABLATION_TABLES.items() if all(v in summary for _, v in rows)}
+
+
+def ablation_variants(results: dict[str, Any]) -> list[str]:
+    """The variants of the complete ablation tables, each once, in the tables' order."""
+    return list(dict.fromkeys(v for rows in _complete_tables(results["summary"]).values() for _, v in rows))
+
+
 def format_ablations(results: dict[str, Any]) -> str:
     """The paper's Tables 5-9 on the study's world, for the variants that were run: its two columns (UNSCENE
     binary average, the usual context in MVBench's place) and the action readings (scene-only and
     unusual-context action, motion-control action)."""
     summary = results["summary"]
     blocks = []
-    for title, rows in ABLATION_TABLES.items():
-        if not all(v in summary for _, v in rows):
-            continue
+    for title, rows in _complete_tables(summary).items():
         lines = [title, f"  {'':34}" + "".join(f"{header:>16}" for _, _, header in _ABLATION_COLUMNS)]
         for label, variant in rows:
             s = summary[variant]
@@ -192,8 +200,58 @@ def plot_comparison(results: dict[str, Any], path: Path, variants: list[str] | N
     plt.close(fig)
 
 
+# Panels of the ablation chart: (section, key, title, the bar a run must meet or None).
+_ABLATION_PANELS = (
+    ("binary", "scene_only_action", "scene-only action", None),
+    ("binary", "unusual_action", "unusual-context action", None),
+    ("usual", "action", "usual-context action", 90.0),
+    ("motion", "action", "motion-control action", None),
+)
+
+
+def plot_ablations(results: dict[str, Any], path: Path) -> list[str]:
+    """Dot chart of the ablation grid: per variant (rows, in the tables' order) every seed's result and the
+    mean ± std, one panel per action reading, the usual-context bar dashed. With a few seeds the dots say
+    more than a bar: one run that did not learn the task moves a mean by tens of points.
+    Returns the variants drawn; draws nothing when no ablation table is complete."""
+    variants = ablation_variants(results)
+    if not variants:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = results["summary"]
+    rows = range(len(variants))
+    fig, axes = plt.subplots(1, len(_ABLATION_PANELS), figsize=(3.0 * len(_ABLATION_PANELS) + 1.5,
+                                                               0.32 * len(variants) + 1.4), sharey=True)
+    for ax, (section, key, title, bar) in zip(axes, _ABLATION_PANELS, strict=True):
+        for row, variant in zip(rows, variants, strict=True):
+            stat = summary[variant][section][key]
+            values = stat.get("values", [])
+            ax.scatter(values, [row] * len(values), s=14, color="tab:blue", alpha=0.5, linewidths=0)
+            if stat["mean"] is not None:
+                ax.errorbar(stat["mean"], row, xerr=stat["std"] or 0.0, fmt="D", color="black", markersize=4,
+                            capsize=2, elinewidth=1)
+        if bar is not None:
+            ax.axvline(bar, color="tab:red", linestyle="--", linewidth=1)
+        ax.set_xlim(-3, 103)
+        ax.set_title(title, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(list(rows), [f"{VARIANTS[v][0]} ({v})" for v in variants], fontsize=7)
+    axes[0].invert_yaxis()
+    seeds = sorted({s for v in variants for s in summary[v]["seeds"]})
+    fig.suptitle(f"Ablation grid, dual accuracy (%): dots are seeds {seeds}, diamonds mean ± std", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return variants
+
+
 def write_report(out_dir: Path, results: dict[str, Any]) -> str:
-    """Write study_results.json, study_table.txt and study.png; return the text report."""
+    """Write study_results.json, study_table.txt, study.png and, with ablation variants, study_ablations.png;
+    return the text report."""
     main = [v for v in ("baseline", "mash") if v in results["summary"]]
     text = format_comparison(results, main)
     paired = format_paired(results) if "mash" in main else ""
@@ -208,4 +266,5 @@ def write_report(out_dir: Path, results: dict[str, Any]) -> str:
     write_json_atomic(out_dir / "study_results.json", results)
     write_text_atomic(out_dir / "study_table.txt", text)
     plot_comparison(results, out_dir / "study.png", main)
+    plot_ablations(results, out_dir / "study_ablations.png")
     return text

@@ -14,7 +14,7 @@ Layout of ``out_dir``::
     unscene/motion_questions.jsonl the same on the motion control (actions in neutral scenes unseen in training)
     runs/<variant>/seed<k>/      training output, predictions*.jsonl, results.json, usual_results.json,
                                  motion_results.json, record.json
-    study_config.json, study_results.json, study_table.txt, study.png
+    study_config.json, study_results.json, study_table.txt, study.png (and study_ablations.png: --full)
 """
 
 from __future__ import annotations

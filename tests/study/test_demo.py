@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from mashvlm.cli import main
 from mashvlm.errors import UsageError
 from mashvlm.study.config import ABLATION_TABLES, PRESETS, VARIANTS, StudyConfig, variant_tuning
+from mashvlm.study.report import format_ablations, plot_ablations
 from mashvlm.study.run import _saved_config, one_question_of_each_kind, paired_statistics, summarise
 from mashvlm.study.stats import paired_difference, student_t_two_sided_p
 from mashvlm.synth import NEUTRAL_SCENES, WorldConfig
@@ -72,6 +73,7 @@ def test_demo_end_to_end_and_resume(tmp_path, capsys):
     assert results["runs"][0]["options"]["rope_variant"] == "distinct"
     assert results["runs"][1]["options"]["rope_variant"] == "harmonic"
     assert (out / "study.png").stat().st_size > 1000 and (out / "study_table.txt").is_file()
+    assert not (out / "study_ablations.png").exists()  # baseline and MASH-VLM complete no ablation table
     # The motion-control questions are the world's test_motion videos, asked with every other label.
     questions = [json.loads(line) for line in (out / "unscene" / "motion_questions.jsonl").read_text().splitlines()]
     world = {r["video_id"]: r for r in map(json.loads, (out / "world" / "unscene" / "motion_control.jsonl")
@@ -341,6 +343,19 @@ def test_paired_statistics_pair_by_seed():
     assert paired_difference({0: 1.0, 1: 2.0}, {0: 3.0, 1: 4.0})["p"] is None  # equal differences
 
 
+def test_the_ablation_chart_draws_the_complete_tables_only(tmp_path):
+    table5 = [v for _, v in ABLATION_TABLES["Table 5: attention type (temporal / spatial)"]]
+    table9 = [v for _, v in ABLATION_TABLES["Table 9: LLM tuning"]]
+    ran = [*table5, *table9, "t7_balanced"]  # Table 7 lacks t6_both: not drawn, and t7_balanced with it
+    records = [_record(v, seed, 10.0 * seed + i) for i, v in enumerate(ran) for seed in (0, 1, 2)]
+    results = {"summary": summarise(records, ran)}
+    assert plot_ablations(results, tmp_path / "grid.png") == [*table5, *table9]
+    assert (tmp_path / "grid.png").stat().st_size > 1000
+    assert "Table 7" not in format_ablations(results) and "Table 9: LLM tuning" in format_ablations(results)
+    main_only = {"summary": summarise(records, ["baseline", "mash"])}
+    assert plot_ablations(main_only, tmp_path / "none.png") == [] and not (tmp_path / "none.png").exists()
+
+
 @pytest.mark.parametrize(("t", "df", "p"), [(12.706, 1, 0.05), (4.303, 2, 0.05), (3.182, 3, 0.05),
                                             (2.365, 7, 0.05), (2.262, 9, 0.05), (0.0, 4, 1.0), (-2.262, 9, 0.05)])
 def test_student_t_p_matches_the_tables(t, df, p):
@@ -379,6 +394,7 @@ def test_full_grid_prints_the_ablation_tables(tmp_path, capsys):
     results = json.loads((out / "study_results.json").read_text())
     assert {r["variant"] for r in results["runs"]} == set(StudyConfig(**PRESETS["full"]).variants)
     assert "Table 7: positions" in (out / "study_table.txt").read_text()
+    assert (out / "study_ablations.png").stat().st_size > 1000
     assert {r["variant"]: r["tuning"] for r in results["runs"]}["t9_lora"] == "lora"
 
     # Table 9's schemes hold in every stage: a frozen LLM leaves the text-pre-trained Llama as it was;
