@@ -34,6 +34,7 @@ __all__ = [
     "is_json_object_prefix",
     "read_jsonl",
     "repair_truncated_tail",
+    "save_figure_atomic",
     "write_json_atomic",
     "write_jsonl_atomic",
     "write_text_atomic",
@@ -127,6 +128,12 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def save_figure_atomic(figure: Any, path: str | os.PathLike[str], *, dpi: int) -> None:
+    """Save a matplotlib figure as a PNG atomically: an interrupted report leaves no truncated image."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=dpi)
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any, *, indent: int | None = 2) -> None:

@@ -18,6 +18,7 @@ from mashvlm.files import (
     is_json_object_prefix,
     read_jsonl,
     repair_truncated_tail,
+    save_figure_atomic,
     write_json_atomic,
     write_jsonl_atomic,
     write_text_atomic,
@@ -115,6 +116,30 @@ def test_write_json_atomic(tmp_path: Path) -> None:
         write_json_atomic(path, {"x": object()})
     assert json.loads(path.read_text(encoding="utf-8")) == {"b": 1, "a": "é"}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_save_figure_atomic_writes_a_png_and_a_failed_save_keeps_the_old_one(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [1, 0])
+    path = tmp_path / "chart.png"
+    save_figure_atomic(fig, path, dpi=50)
+    plt.close(fig)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    before = _digest(path)
+
+    class HalfWritten:  # a savefig that dies part-way (an interrupted report)
+        def savefig(self, target: Path, **kwargs: object) -> None:
+            Path(target).write_bytes(b"\x89PNG")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        save_figure_atomic(HalfWritten(), path, dpi=50)
+    assert _digest(path) == before and [p.name for p in tmp_path.iterdir()] == ["chart.png"]
 
 
 def test_write_jsonl_atomic_roundtrip(tmp_path: Path) -> None:

@@ -482,10 +482,9 @@ def plot_attention(report: dict[str, Any], path: str | os.PathLike, metric: str 
             ax.legend(fontsize=7)
             ax.grid(alpha=0.3)
     fig.tight_layout()
-    from ..files import atomic_path
+    from ..files import save_figure_atomic
 
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+    save_figure_atomic(fig, path, dpi=120)
     plt.close(fig)
     return path

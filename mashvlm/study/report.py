@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mashvlm.files import write_json_atomic, write_text_atomic
+from mashvlm.files import save_figure_atomic, write_json_atomic, write_text_atomic
 from mashvlm.study.config import ABLATION_TABLES, VARIANTS
 
 __all__ = ["ablation_variants", "format_attention", "format_comparison", "format_ablations", "format_paired",
@@ -196,7 +196,7 @@ def plot_comparison(results: dict[str, Any], path: Path, variants: list[str] | N
     ax.set_title(f"Synthetic action-scene study (seeds {seeds})", fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    save_figure_atomic(fig, path, dpi=130)
     plt.close(fig)
 
 
@@ -244,7 +244,7 @@ def plot_ablations(results: dict[str, Any], path: Path) -> list[str]:
     seeds = sorted({s for v in variants for s in summary[v]["seeds"]})
     fig.suptitle(f"Ablation grid, dual accuracy (%): dots are seeds {seeds}, diamonds mean ± std", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    save_figure_atomic(fig, path, dpi=130)
     plt.close(fig)
     return variants
 

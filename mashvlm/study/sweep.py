@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mashvlm.errors import UsageError
-from mashvlm.files import write_json_atomic, write_text_atomic
+from mashvlm.files import save_figure_atomic, write_json_atomic, write_text_atomic
 from mashvlm.study.config import VARIANTS, StudyConfig
 from mashvlm.study.report import paired_cell
 from mashvlm.study.run import Log, run_study
@@ -147,6 +147,6 @@ def plot_sweep(sweep: dict[str, Any], path: Path) -> None:
     seeds = sorted({s for e in sweep["per_rho"] for v in _MAIN for s in e["summary"][v]["seeds"]})
     fig.suptitle(f"Bias sweep (seeds {seeds}; mean ± std)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    save_figure_atomic(fig, path, dpi=130)
     plt.close(fig)
 

@@ -19,7 +19,7 @@ import torch
 from transformers import PrinterCallback, TrainingArguments, set_seed
 
 from ..errors import MashVlmError, UsageError
-from ..files import atomic_path, write_json_atomic
+from ..files import atomic_path, save_figure_atomic, write_json_atomic
 from ..modeling import MashVlmConfig, MashVlmForConditionalGeneration, MashVlmModel, MashVlmProcessor
 from .config import TrainConfig
 from .data import InstructionRecord, VideoInstructionCollator, VideoInstructionDataset, load_videochat2_json
@@ -403,5 +403,5 @@ def plot_loss(history: list[dict], path: Path) -> None:
     ax.set_ylabel("training loss")
     ax.set_yscale("log")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure_atomic(fig, path, dpi=120)
     plt.close(fig)
